@@ -8,6 +8,8 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
+from .errors import UserError
+
 KINDS = (
     "dictionary",
     "parallel",
@@ -99,3 +101,10 @@ def records_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 def rejects_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=REJECT_SCHEMA)
+
+
+def require_record_columns(schema: pa.Schema, where: str, rerun: str) -> None:
+    """One clear line when a table lacks record columns (an old or foreign file)."""
+    missing = [name for name in RECORD_COLUMNS if name not in schema.names]
+    if missing:
+        raise UserError(f"{where}: missing column(s) {', '.join(missing)}; rerun {rerun}")
