@@ -1,0 +1,29 @@
+"""Stage format: split records -> data/processed/{train,val,test}.jsonl chat examples and metrics/format.json."""
+
+import argparse
+from pathlib import Path
+
+from langfoundry.config import load_params
+from langfoundry.errors import UserError, stage_entry
+from langfoundry.formats import check_example, format_metrics, format_records
+from langfoundry.storage import read_parquet, write_jsonl, write_metrics
+
+SPLIT_TABLE = Path("data/interim/split.parquet")
+OUT_DIR = Path("data/processed")
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params()
+    if not SPLIT_TABLE.exists():
+        raise UserError(f"{SPLIT_TABLE}: not found; run the split stage first (dvc repro split)")
+    result = format_records(read_parquet(SPLIT_TABLE), params.format, params.seed, where=str(SPLIT_TABLE))
+    for split, examples in result.examples.items():
+        for example in examples:
+            check_example(example)
+        write_jsonl(examples, OUT_DIR / f"{split}.jsonl")
+    metrics = write_metrics("metrics/format.json", format_metrics(result))
+    print(" ".join(f"{split}={metrics[f'{split}.examples']}" for split in result.examples))
+
+
+if __name__ == "__main__":
+    stage_entry(main, argparse.ArgumentParser(description=__doc__))
