@@ -1,0 +1,22 @@
+"""Stage base: build the base model (a small one trained from scratch, or a pinned pretrained one) into models/base/."""
+
+import argparse
+import logging
+
+from langfoundry.config import load_params
+from langfoundry.errors import stage_entry
+from langfoundry.scratch import prepare_base
+from langfoundry.storage import write_metrics
+
+
+def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    params = load_params()
+    metrics = prepare_base(params.base, params.seed, train_path="data/processed/train.jsonl", out_dir="models/base")
+    write_metrics("metrics/base.json", metrics)
+    print(f"base: {metrics['source']} model, {metrics['parameters']:,} parameters, "
+          f"vocabulary {metrics['vocab_size']}, {metrics['wall_seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    stage_entry(main, argparse.ArgumentParser(description=__doc__))

@@ -1,0 +1,165 @@
+"""LoRA fine-tuning on a tiny scratch model: adapter files, learning, label masks, DVCLive curves, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from langfoundry.config import LoraParams, TrainParams
+from langfoundry.errors import UserError
+from langfoundry.training import build_trainer, load_sft_dataset, train_adapter
+from tiny_models import build_tiny_base, write_examples
+
+TINY_TRAIN = TrainParams(
+    lora=LoraParams(r=4, alpha=8, dropout=0.0), learning_rate=0.01, max_steps=6, batch_size=4, max_length=64,
+    eval_steps=3, early_stopping_patience=1,
+)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    write_examples(root)
+    build_tiny_base(root / "base", root / "train.jsonl")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(workspace) -> tuple[Path, dict]:
+    out = workspace / "run"
+    metrics = train_adapter(TINY_TRAIN, 13, workspace / "base", workspace / "train.jsonl", workspace / "val.jsonl",
+                            out_dir=out / "adapter", live_dir=out / "live", checkpoint_dir=out / "checkpoints")
+    return out, metrics
+
+
+def prepared_trainer(workspace: Path, tmp_path: Path, params: TrainParams = TINY_TRAIN):
+    return build_trainer(params, 13, workspace / "base", workspace / "train.jsonl", workspace / "val.jsonl",
+                         live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "checkpoints")
+
+
+def test_adapter_saves_and_loads_on_the_base(trained, workspace) -> None:
+    out, _ = trained
+    adapter = out / "adapter"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "chat_template.jinja"):
+        assert (adapter / name).exists(), name
+    assert not list(adapter.glob("*.bin")), "no pickled files next to the adapter"
+    assert not (out / "checkpoints").exists(), "checkpoints are scratch space, removed after training"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 4 and config["target_modules"] == sorted(TINY_TRAIN.lora.target_modules)
+
+    base = AutoModelForCausalLM.from_pretrained(workspace / "base")
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "abot"}], add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)["input_ids"]
+    with torch.no_grad():
+        base_logits = base(ids).logits
+        tuned = PeftModel.from_pretrained(base, adapter)
+        assert not torch.allclose(tuned(ids).logits, base_logits), "the adapter changes the model's output"
+
+
+def test_lora_weights_moved_and_losses_are_finite(trained) -> None:
+    out, metrics = trained
+    weights = load_file(out / "adapter" / "adapter_model.safetensors")
+    lora_b = [tensor for name, tensor in weights.items() if "lora_B" in name]
+    assert lora_b and all(tensor.abs().sum() > 0 for tensor in lora_b), "LoRA B starts at zero; training moved it"
+    for key in ("train_loss_final", "train_loss_mean", "val_loss_base", "val_loss_best", "val_loss_final"):
+        assert math.isfinite(metrics[key]), key
+    # early stopping keeps the best evaluated adapter, so the saved one scores the best loss
+    assert metrics["val_loss_final"] == pytest.approx(metrics["val_loss_best"])
+    assert 0 < metrics["steps"] <= TINY_TRAIN.max_steps
+    assert metrics["train_tokens"] > 0 and metrics["train_tokens_per_second"] > 0
+    assert metrics["peak_memory_mb"] > 0
+    assert metrics["trainable_parameters"] < metrics["total_parameters"]
+
+
+def test_dvclive_writes_curves_only_under_its_dir(trained) -> None:
+    out, metrics = trained
+    live = out / "live"
+    train_loss = (live / "plots" / "metrics" / "train" / "loss.tsv").read_text().splitlines()
+    eval_loss = (live / "plots" / "metrics" / "eval" / "loss.tsv").read_text().splitlines()
+    assert train_loss[0].split("\t")[:2] == ["step", "loss"] and len(train_loss) > 1
+    steps = [int(line.split("\t")[0]) for line in eval_loss[1:]]
+    assert steps[0] == 0 and steps == sorted(steps), "the base model's loss at step 0, then one row per evaluation"
+    assert json.loads((live / "metrics.json").read_text())["eval"]["loss"] == pytest.approx(metrics["val_loss_final"])
+    assert not (live / "dvc.yaml").exists() and not (out / "dvc.yaml").exists()
+    logged = [path.stem for path in live.rglob("*.tsv")] + list(json.loads((live / "metrics.json").read_text())["eval"])
+    timing = [name for name in logged if "time" in name or "per_second" in name]
+    assert not timing, "timings vary between identical runs and stay out of the curves"
+
+
+def test_training_is_deterministic_on_cpu(trained, workspace, tmp_path) -> None:
+    out, metrics = trained
+    again = train_adapter(TINY_TRAIN, 13, workspace / "base", workspace / "train.jsonl", workspace / "val.jsonl",
+                          out_dir=tmp_path / "adapter", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes() == (
+        out / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert again["val_loss_final"] == metrics["val_loss_final"]
+    for name in ("adapter_config.json", "tokenizer.json"):
+        assert (tmp_path / "adapter" / name).read_bytes() == (out / "adapter" / name).read_bytes(), name
+    for path in sorted((out / "live").rglob("*")):
+        if path.is_file():
+            assert (tmp_path / "live" / path.relative_to(out / "live")).read_bytes() == path.read_bytes(), path.name
+
+
+def test_completion_only_loss_masks_the_prompt(workspace, tmp_path) -> None:
+    trainer = prepared_trainer(workspace, tmp_path)
+    tokenizer = trainer.processing_class
+    assert set(trainer.train_dataset.column_names) <= {"input_ids", "labels", "prompt", "completion", "seq_lengths"}
+    for row, example in zip(trainer.train_dataset, load_sft_dataset(workspace / "train.jsonl")):
+        prompt_ids = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True, return_dict=True)["input_ids"]
+        labels = row["labels"]
+        assert labels[: len(prompt_ids)] == [-100] * len(prompt_ids)
+        answer = [token for token in labels[len(prompt_ids):]]
+        assert -100 not in answer and answer[-1] == tokenizer.eos_token_id, "the answer and its closing eos are learned"
+        assert tokenizer.decode(answer[:-1]) == example["completion"][0]["content"]
+
+
+def test_full_loss_when_completion_only_is_off(workspace, tmp_path) -> None:
+    trainer = prepared_trainer(workspace, tmp_path, TINY_TRAIN.model_copy(update={"completion_only_loss": False}))
+    row = trainer.train_dataset[0]
+    assert row["labels"] == row["input_ids"]
+
+
+def test_4bit_on_cpu_is_a_user_error(workspace, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine may run QLoRA")
+    params = TINY_TRAIN.model_copy(update={"quantization": "4bit"})
+    with pytest.raises(UserError, match="train.quantization=4bit needs a CUDA GPU and bitsandbytes"):
+        prepared_trainer(workspace, tmp_path, params)
+
+
+def test_unknown_target_module_is_a_user_error(workspace, tmp_path) -> None:
+    params = TINY_TRAIN.model_copy(update={"lora": LoraParams(target_modules=["query_key_value"])})
+    with pytest.raises(UserError, match=r"target_modules .*q_proj"):
+        prepared_trainer(workspace, tmp_path, params)
+
+
+def test_missing_base_is_a_user_error(workspace, tmp_path) -> None:
+    with pytest.raises(UserError, match="run the base stage"):
+        build_trainer(TINY_TRAIN, 13, tmp_path / "nothing", workspace / "train.jsonl", None,
+                      live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
+
+
+def test_chat_not_ending_with_the_answer_is_a_user_error(tmp_path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]})
+                    + "\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"train\.jsonl:1: the last message"):
+        load_sft_dataset(path)
+
+
+def test_empty_validation_set_trains_without_evaluation(workspace, tmp_path) -> None:
+    empty = tmp_path / "val.jsonl"
+    empty.write_text("", encoding="utf-8")
+    metrics = train_adapter(TINY_TRAIN.model_copy(update={"max_steps": 2}), 13, workspace / "base",
+                            workspace / "train.jsonl", empty, out_dir=tmp_path / "adapter", live_dir=tmp_path / "live",
+                            checkpoint_dir=tmp_path / "ckpt")
+    assert metrics["steps"] == 2 and metrics["val_examples"] == 0 and math.isnan(metrics["val_loss_final"])
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
