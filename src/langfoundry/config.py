@@ -35,8 +35,9 @@ class CleanParams(Strict):
     max_chars: int = Field(2000, ge=1)
     max_length_ratio: float = Field(3.0, gt=1.0)
     length_ratio_unit: Literal["words", "chars"] = "words"
-    length_ratio_kinds: list[str] = ["parallel", "transcription"]
+    length_ratio_kinds: list[Literal[KINDS]] = ["parallel", "transcription"]  # type: ignore[valid-type]
     min_script_ratio: float = Field(0.7, ge=0.0, le=1.0)
+    min_letter_ratio: float = Field(0.5, ge=0.0, le=1.0)  # letters and marks among non-space characters
     max_word_repeats: int = Field(3, ge=1)  # longest allowed run of one word repeated back to back
     scrub_pii: bool = True
     char_whitelist: dict[str, str] = {}  # lang tag -> every character allowed besides spaces
@@ -47,6 +48,7 @@ class NearDedupParams(Strict):
     threshold: float = Field(0.85, gt=0.0, le=1.0)
     num_perm: int = Field(128, ge=16, le=1024)
     shingle_chars: int = Field(4, ge=1, le=16)
+    min_shingles: int = Field(20, ge=1)  # shorter keys (in character windows) are only exact-deduplicated
 
 
 class DedupParams(Strict):
@@ -69,11 +71,11 @@ TaskName = Literal["translate_to_pivot", "translate_from_pivot", "vocabulary", "
 
 
 class FormatParams(Strict):
-    template_lang: str = "id"
+    template_lang: str = "id"  # language of the prompts; built-in templates exist for id and en
     system_prompt: Optional[str] = None
-    language_names: dict[str, str] = {}
-    templates: dict[str, str] = {}
-    task_weights: dict[TaskName, float] = {}
+    language_names: dict[str, str] = {}  # tag -> name shown in prompts (default: the tag)
+    templates: dict[str, str] = {}  # template name -> text with {placeholders}; overrides the built-ins
+    task_weights: dict[TaskName, float] = {}  # 0 drops a task; in train, <1 subsamples and >1 repeats
 
     @model_validator(mode="after")
     def _weights_non_negative(self) -> "FormatParams":
@@ -93,6 +95,7 @@ class ScratchParams(Strict):
     steps: int = Field(400, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
+    corpus: Literal["chat", "text"] = "chat"  # chat: whole chats; text: source/reference pairs only
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> "ScratchParams":
@@ -112,13 +115,13 @@ class LoraParams(Strict):
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 class TrainParams(Strict):
     quantization: Literal["none", "4bit"] = "none"
     lora: LoraParams = LoraParams()
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(5e-3, gt=0)
     epochs: float = Field(2.0, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
     batch_size: int = Field(16, ge=1)
@@ -129,6 +132,8 @@ class TrainParams(Strict):
     early_stopping_patience: int = Field(2, ge=0)  # 0 turns early stopping off
     eval_steps: int = Field(50, ge=1)
     save_total_limit: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)  # share of the steps spent warming the learning rate up
+    activation_checkpointing: bool = False  # recompute activations: less memory, slower; for large models
 
 
 class EvaluateParams(Strict):
