@@ -23,6 +23,7 @@ def main(args: argparse.Namespace) -> None:
     scripts = {tag: language.script for tag, language in load_inventory().items()}
     if not INPUT.exists():
         raise UserError(f"{INPUT}: not found; run the ingest stage first (dvc repro ingest)")
+    # Streamed in batches rather than read whole: the ingested table can be large.
     source = pq.ParquetFile(INPUT)
     require_record_columns(source.schema_arrow, str(INPUT), "the ingest stage (dvc repro ingest)")
     result = clean_batches(source.iter_batches(batch_size=BATCH_ROWS), params.clean, scripts, where=str(INPUT))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from langfoundry.config import load_params
 from langfoundry.dedup import dedup_metrics, dedup_table
-from langfoundry.errors import UserError, stage_entry
-from langfoundry.records import require_record_columns
-from langfoundry.storage import read_parquet, write_metrics, write_parquet
+from langfoundry.errors import stage_entry
+from langfoundry.records import read_records
+from langfoundry.storage import write_metrics, write_parquet
 
 INPUT = Path("data/interim/clean.parquet")
 KEPT = Path("data/interim/dedup.parquet")
@@ -16,11 +16,7 @@ REJECTS = Path("data/interim/dedup_rejects.parquet")
 
 def main(args: argparse.Namespace) -> None:
     params = load_params()
-    if not INPUT.exists():
-        raise UserError(f"{INPUT}: not found; run the clean stage first (dvc repro clean)")
-    table = read_parquet(INPUT)
-    require_record_columns(table.schema, str(INPUT), "the clean stage (dvc repro clean)")
-    result = dedup_table(table, params.dedup)
+    result = dedup_table(read_records(INPUT, made_by="clean"), params.dedup)
     write_parquet(result.kept, KEPT, sort_by=("id", "origin"))
     write_parquet(result.rejects, REJECTS, sort_by=("id", "origin"))
     metrics = write_metrics("metrics/dedup.json", dedup_metrics(result.counts))

@@ -4,9 +4,10 @@ import argparse
 from pathlib import Path
 
 from langfoundry.config import load_params
-from langfoundry.errors import UserError, stage_entry
+from langfoundry.errors import stage_entry
 from langfoundry.formats import check_example, format_metrics, format_records
-from langfoundry.storage import read_parquet, write_jsonl, write_metrics
+from langfoundry.records import read_records
+from langfoundry.storage import write_jsonl, write_metrics
 
 SPLIT_TABLE = Path("data/interim/split.parquet")
 OUT_DIR = Path("data/processed")
@@ -14,9 +15,8 @@ OUT_DIR = Path("data/processed")
 
 def main(args: argparse.Namespace) -> None:
     params = load_params()
-    if not SPLIT_TABLE.exists():
-        raise UserError(f"{SPLIT_TABLE}: not found; run the split stage first (dvc repro split)")
-    result = format_records(read_parquet(SPLIT_TABLE), params.format, params.seed, where=str(SPLIT_TABLE))
+    table = read_records(SPLIT_TABLE, made_by="split")
+    result = format_records(table, params.format, params.seed, where=str(SPLIT_TABLE))
     for split, examples in result.examples.items():
         for example in examples:
             check_example(example)

@@ -4,10 +4,10 @@ import argparse
 from pathlib import Path
 
 from langfoundry.config import load_params
-from langfoundry.errors import UserError, stage_entry
-from langfoundry.records import require_record_columns
+from langfoundry.errors import stage_entry
+from langfoundry.records import read_records
 from langfoundry.split import assign_splits, split_metrics
-from langfoundry.storage import read_parquet, write_metrics, write_parquet
+from langfoundry.storage import write_metrics, write_parquet
 
 INPUT = Path("data/interim/dedup.parquet")
 OUTPUT = Path("data/interim/split.parquet")
@@ -15,11 +15,7 @@ OUTPUT = Path("data/interim/split.parquet")
 
 def main(args: argparse.Namespace) -> None:
     params = load_params()
-    if not INPUT.exists():
-        raise UserError(f"{INPUT}: not found; run the dedup stage first (dvc repro dedup)")
-    table = read_parquet(INPUT)
-    require_record_columns(table.schema, str(INPUT), "the dedup stage (dvc repro dedup)")
-    table = assign_splits(table, params.split)
+    table = assign_splits(read_records(INPUT, made_by="dedup"), params.split)
     write_parquet(table, OUTPUT, sort_by=("id", "origin"))
     metrics = write_metrics("metrics/split.json", split_metrics(table))
     print(f"split: train={metrics['rows.train']} val={metrics['rows.val']} test={metrics['rows.test']}, "

@@ -6,7 +6,10 @@ import hashlib
 import json
 from typing import Any, Iterable, Mapping
 
+from pathlib import Path
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .errors import UserError
 
@@ -108,3 +111,13 @@ def require_record_columns(schema: pa.Schema, where: str, rerun: str) -> None:
     missing = [name for name in RECORD_COLUMNS if name not in schema.names]
     if missing:
         raise UserError(f"{where}: missing column(s) {', '.join(missing)}; rerun {rerun}")
+
+
+def read_records(path: Path, made_by: str) -> pa.Table:
+    """A stage's input table, or one clear line naming the stage that makes it."""
+    rerun = f"the {made_by} stage (dvc repro {made_by})"
+    if not path.exists():
+        raise UserError(f"{path}: not found; run {rerun} first")
+    table = pq.read_table(path)
+    require_record_columns(table.schema, str(path), rerun)
+    return table
