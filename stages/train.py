@@ -22,6 +22,8 @@ def main(args: argparse.Namespace) -> None:
         live_dir="dvclive/train",
         trust_remote_code=params.base.trust_remote_code,  # a custom architecture saved by the base stage
     )
+    if not metrics.pop("main_process"):
+        return
     write_metrics("metrics/train.json", metrics)
     print(f"train: {metrics['steps']} steps, train loss {metrics['train_loss_final']:.4f}, "
           f"val loss {metrics['val_loss_final']:.4f}, {metrics['train_tokens_per_second']:.0f} tokens/s, "

@@ -163,3 +163,15 @@ def test_empty_validation_set_trains_without_evaluation(workspace, tmp_path) -> 
                             checkpoint_dir=tmp_path / "ckpt")
     assert metrics["steps"] == 2 and metrics["val_examples"] == 0 and math.isnan(metrics["val_loss_final"])
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_packing_joins_examples_into_fewer_rows_and_trains(workspace, tmp_path) -> None:
+    packed_params = TINY_TRAIN.model_copy(update={"packing": True, "max_steps": 2})
+    padded = prepared_trainer(workspace, tmp_path / "padded")
+    packed = prepared_trainer(workspace, tmp_path / "packed", packed_params)
+    assert len(packed.train_dataset) < len(padded.train_dataset)
+    assert sum(len(row["input_ids"]) for row in packed.train_dataset) == sum(
+        len(row["input_ids"]) for row in padded.train_dataset), "packing keeps every token"
+    metrics = train_adapter(packed_params, 13, workspace / "base", workspace / "train.jsonl", workspace / "val.jsonl",
+                            out_dir=tmp_path / "adapter", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
+    assert metrics["steps"] == 2 and math.isfinite(metrics["train_loss_final"])

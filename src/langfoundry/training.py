@@ -138,10 +138,14 @@ def dvclive_callback(live_dir: str | Path):
 
     class DvcLiveCurves(TrainerCallback):
         def __init__(self) -> None:
-            # dvc.yaml declares the outputs and plots, and DVC itself records experiments: DVCLive only writes files
-            self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+            self.live = None
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:  # several processes under `accelerate launch`; one writes
+                return
+            if self.live is None:
+                # dvc.yaml declares the outputs and plots, and DVC records experiments: DVCLive only writes files
+                self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
             self.live.step = state.global_step
             for key, value in sorted((logs or {}).items()):
                 if any(word in key for word in TIMING_WORDS) or not isinstance(value, (int, float)):
@@ -154,7 +158,8 @@ def dvclive_callback(live_dir: str | Path):
             self.live.sync()
 
         def on_train_end(self, args, state, control, **kwargs):
-            self.live.end()
+            if self.live is not None:
+                self.live.end()
 
     return DvcLiveCurves()
 
@@ -291,12 +296,14 @@ def train_adapter(
     final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
 
     out_dir = Path(out_dir)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    # the model's own save writes only the adapter (safetensors) and its config, not the pickled training arguments
-    trainer.model.save_pretrained(out_dir)
-    trainer.processing_class.save_pretrained(out_dir)
-    make_adapter_files_reproducible(out_dir)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    # under `accelerate launch` every process trains; one writes the files
+    if trainer.is_world_process_zero():
+        shutil.rmtree(out_dir, ignore_errors=True)
+        # the model's own save writes only the adapter (safetensors) and its config, not the pickled training arguments
+        trainer.model.save_pretrained(out_dir)
+        trainer.processing_class.save_pretrained(out_dir)
+        make_adapter_files_reproducible(out_dir)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
     train_losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
     eval_losses = [entry["eval_loss"] for entry in state.log_history if "eval_loss" in entry]
@@ -317,6 +324,7 @@ def train_adapter(
         "wall_seconds": time.perf_counter() - started,
         "peak_memory_mb": peak_memory_mb(use_cuda),
         "device": "cuda" if use_cuda else "cpu",
+        "main_process": trainer.is_world_process_zero(),
         "trainable_parameters": trainable,
         "total_parameters": total,
         "effective": {
