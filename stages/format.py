@@ -5,7 +5,10 @@ from pathlib import Path
 
 from langfoundry.config import load_params
 from langfoundry.errors import stage_entry
-from langfoundry.formats import check_example, format_metrics, format_records
+from langfoundry.formats import format_metrics, format_records
+from langfoundry.inventory import load_inventory
+from langfoundry.quality import gate
+from langfoundry.quality_tables import processed_tables
 from langfoundry.records import read_records
 from langfoundry.storage import write_jsonl, write_metrics
 
@@ -18,11 +21,11 @@ def main(args: argparse.Namespace) -> None:
     table = read_records(SPLIT_TABLE, made_by="split")
     result = format_records(table, params.format, params.seed, where=str(SPLIT_TABLE))
     for split, examples in result.examples.items():
-        for example in examples:
-            check_example(example)
         write_jsonl(examples, OUT_DIR / f"{split}.jsonl")
     metrics = write_metrics("metrics/format.json", format_metrics(result))
     print(" ".join(f"{split}={metrics[f'{split}.examples']}" for split in result.examples))
+    # The gate checks every example is a well-formed chat, and names the origin of any that is not.
+    gate("processed", processed_tables(result.examples, table), params, load_inventory())
 
 
 if __name__ == "__main__":

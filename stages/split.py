@@ -5,6 +5,9 @@ from pathlib import Path
 
 from langfoundry.config import load_params
 from langfoundry.errors import stage_entry
+from langfoundry.inventory import load_inventory
+from langfoundry.quality import gate
+from langfoundry.quality_tables import split_tables
 from langfoundry.records import read_records
 from langfoundry.split import assign_splits, split_metrics
 from langfoundry.storage import write_metrics, write_parquet
@@ -15,11 +18,13 @@ OUTPUT = Path("data/interim/split.parquet")
 
 def main(args: argparse.Namespace) -> None:
     params = load_params()
-    table = assign_splits(read_records(INPUT, made_by="dedup"), params.split)
+    records = read_records(INPUT, made_by="dedup")
+    table = assign_splits(records, params.split)
     write_parquet(table, OUTPUT, sort_by=("id", "origin"))
     metrics = write_metrics("metrics/split.json", split_metrics(table))
     print(f"split: train={metrics['rows.train']} val={metrics['rows.val']} test={metrics['rows.test']}, "
           f"groups in several splits: {metrics['groups_in_several_splits']}")
+    gate("split", split_tables(records, table, params.quality), params, load_inventory())
 
 
 if __name__ == "__main__":

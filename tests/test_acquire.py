@@ -32,6 +32,7 @@ def make_repo(root: Path, monkeypatch, sources: list[dict]) -> Path:
     shutil.copy(REPO / "data" / "inventory" / "languages.csv", root / "data" / "inventory" / "languages.csv")
     (root / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}), encoding="utf-8")
     (root / "params.yaml").write_text("{}\n", encoding="utf-8")
+    shutil.copytree(REPO / "expectations", root / "expectations", dirs_exist_ok=True)  # the ingest stage's quality gate
     monkeypatch.chdir(root)
     return root
 

@@ -85,3 +85,85 @@ def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert cli_main(["validate", "--params", str(REPO / "params.yaml"), "--sources", str(bad),
                      "--inventory", str(inventory)]) == 2
     assert "'xx-nope' not in" in capsys.readouterr().err
+
+
+def _models(model: type, seen: set | None = None) -> set:
+    """The model and every model nested in its fields (through Optional, lists and dicts)."""
+    from pydantic import BaseModel
+
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return seen
+    seen.add(model)
+    pending = [field.annotation for field in model.model_fields.values()]
+    while pending:
+        annotation = pending.pop()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _models(annotation, seen)
+        pending.extend(getattr(annotation, "__args__", ()))
+    return seen
+
+
+def test_every_section_forbids_unknown_keys_and_coercion() -> None:
+    from langfoundry.config import Params, Sources
+
+    models = _models(Params) | _models(Sources)
+    assert len(models) > 10
+    loose = [m.__name__ for m in models if m.model_config.get("extra") != "forbid" or not m.model_config.get("strict")]
+    assert loose == []
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        # values a lenient parser would quietly turn into something else
+        ({"train": {"lora": {"r": True}}}, "train.lora.r = True: Input should be a valid integer"),
+        ({"train": {"lora": {"r": "8"}}}, "train.lora.r = '8': Input should be a valid integer"),
+        ({"base": {"trust_remote_code": "yes"}}, "base.trust_remote_code = 'yes': Input should be a valid boolean"),
+        # what is allowed is said
+        ({"split": {"test_fraction": 1.5}}, "split.test_fraction = 1.5: Input should be less than 1"),
+        ({"train": {"quantization": "3bit"}}, "Input should be 'none' or '4bit'"),
+        ({"clean": {"min_chars": 0}}, "clean.min_chars = 0: Input should be greater than or equal to 1"),
+        ({"evaluate": {"bleu_tokenize": "klingon"}}, "evaluate.bleu_tokenize = 'klingon': Input should be '13a'"),
+        ({"format": {"task_weights": {"vocab": 1.0}}}, "unknown key 'format.task_weights.vocab': Input should be"),
+        ({"format": {"task_weights": {"vocabulary": -1.0}}}, "format: task_weights.vocabulary is -1.0; weights must be"),
+        ({"train": 5}, "train = 5: Input should be a valid dictionary"),
+    ],
+)
+def test_wrong_types_and_impossible_values_say_what_is_allowed(tmp_path: Path, data: dict, expected: str) -> None:
+    with pytest.raises(UserError) as err:
+        load_params(write(tmp_path, "params.yaml", data))
+    assert str(err.value) == f"{tmp_path / 'params.yaml'}: " + str(err.value).split(": ", 1)[1]
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bleu_tokenizers_allowed_are_sacrebleus() -> None:
+    from typing import get_args
+
+    from sacrebleu.metrics.bleu import BLEU
+
+    from langfoundry.config import EvaluateParams
+
+    assert sorted(get_args(EvaluateParams.model_fields["bleu_tokenize"].annotation)) == sorted(BLEU.TOKENIZERS)
+
+
+def test_every_stage_validates_what_it_reads_when_it_starts() -> None:
+    for script in sorted((REPO / "stages").glob("*.py")):
+        text = script.read_text(encoding="utf-8")
+        assert "load_params(" in text or "load_sources(" in text, script.name
+
+
+@pytest.mark.slow
+def test_a_key_no_stage_reads_still_stops_dvc_repro(tmp_path: Path) -> None:
+    from repo_copy import copy_repo, run
+
+    repo = copy_repo(tmp_path / "repo")
+    refused = run(["dvc", "exp", "run", "-S", "trian.lora.r=4"], repo, check=False)  # DVC refuses unknown keys
+    assert refused.returncode != 0 and "trian" in refused.stderr
+    with (repo / "params.yaml").open("a", encoding="utf-8") as handle:
+        handle.write("trian:\n  lora:\n    r: 4\n")  # what a hand edit or `-S +trian.lora.r=4` leaves
+    status = run(["dvc", "status", "validate"], repo).stdout
+    assert "params.yaml" in status
+    failed = run(["dvc", "repro", "validate"], repo, check=False)
+    assert failed.returncode != 0
+    assert "error: params.yaml: unknown key 'trian'; did you mean 'train'?" in failed.stdout + failed.stderr

@@ -270,6 +270,7 @@ def stage_dir(tmp_path: Path) -> Path:
     (tmp_path / "data/inventory").mkdir(parents=True)
     shutil.copy(REPO / "data/inventory/languages.csv", tmp_path / "data/inventory/languages.csv")
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "expectations", tmp_path / "expectations")  # the stage's quality gate reads its suite
     return tmp_path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -261,6 +262,8 @@ def test_format_stage_writes_sets_and_reports_a_bad_template_in_one_line(tmp_pat
     pq.write_table(split_table(many_entries(3), ["train", "val", "test"]), tmp_path / "data/interim/split.parquet")
     params_text = (repo / "params.yaml").read_text(encoding="utf-8")
     (tmp_path / "params.yaml").write_text(params_text, encoding="utf-8")
+    shutil.copytree(repo / "expectations", tmp_path / "expectations")  # the stage's quality gate
+    shutil.copytree(repo / "data/inventory", tmp_path / "data/inventory")
     stage = [sys.executable, str(repo / "stages/format.py")]
     done = subprocess.run(stage, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr

@@ -35,6 +35,7 @@ def make_repo(root: Path, monkeypatch, sources: list[dict], params: dict | None 
     shutil.copy(REPO / "data" / "inventory" / "languages.csv", root / "data" / "inventory" / "languages.csv")
     (root / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}, allow_unicode=True), encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(params or {}), encoding="utf-8")
+    shutil.copytree(REPO / "expectations", root / "expectations", dirs_exist_ok=True)  # the stage's quality gate
     for name in files:
         shutil.copy(FIXTURES / name, root / "data" / "raw" / name)
     monkeypatch.chdir(root)

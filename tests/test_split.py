@@ -102,6 +102,8 @@ def test_metrics_count_rows_groups_and_straddling_groups() -> None:
 def test_stage_is_deterministic(tmp_path: Path) -> None:
     (tmp_path / "data/interim").mkdir(parents=True)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "expectations", tmp_path / "expectations")  # the stage's quality gate
+    shutil.copytree(REPO / "data/inventory", tmp_path / "data/inventory")
     write_parquet(records_table([entry(f"tembung{i}", line=i) for i in range(200)]), tmp_path / "data/interim/dedup.parquet")
     outputs = []
     for _ in range(2):

@@ -223,9 +223,9 @@ def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None) 
 
 
 def acquire_sources(sources: Iterable[Source], root: Path | str = ".", hf_cache_dir: str | None = None) -> list[Path]:
-    """Acquire every source with an acquire spec; then remove whatever else is in data/raw/acquired."""
+    """Acquire every source with an acquire spec (but planned ones); then remove whatever else is in data/raw/acquired."""
     root = Path(root)
-    wanted = [source for source in sources if source.acquire is not None]
+    wanted = [source for source in sources if source.acquire is not None and not source.planned]
     (root / ACQUIRED_ROOT).mkdir(parents=True, exist_ok=True)
     acquired = [acquire_source(source, root, hf_cache_dir) for source in wanted]
     keep = {source.id for source in wanted}

@@ -19,7 +19,8 @@ from .records import KINDS
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no silent coercion, so `trust_remote_code: "yes"` or `lora.r: true` is an error, not True or 1
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- params.yaml -------------------------------------------------------------
@@ -37,8 +38,10 @@ class CleanParams(Strict):
     length_ratio_unit: Literal["words", "chars"] = "words"
     length_ratio_kinds: list[Literal[KINDS]] = ["parallel", "transcription"]  # type: ignore[valid-type]
     min_script_ratio: float = Field(0.7, ge=0.0, le=1.0)
+    script_ratio_without_letters: Literal["fail", "pass"] = "fail"  # a side with no letters at all
     min_letter_ratio: float = Field(0.5, ge=0.0, le=1.0)  # letters and marks among non-space characters
-    max_word_repeats: int = Field(3, ge=1)  # longest allowed run of one word repeated back to back
+    max_word_repeats: int = Field(3, ge=1)  # longest allowed run of one word (or substring) repeated back to back
+    repetition_unit: Literal["words", "substrings"] = "words"  # substrings: any 3-101 characters, spaces between
     scrub_pii: bool = True
     char_whitelist: dict[str, str] = {}  # lang tag -> every character allowed besides spaces
 
@@ -121,11 +124,13 @@ class LoraParams(Strict):
 class TrainParams(Strict):
     quantization: Literal["none", "4bit"] = "none"
     lora: LoraParams = LoraParams()
-    learning_rate: float = Field(5e-3, gt=0)
-    epochs: float = Field(2.0, gt=0)
+    # auto picks by training-set size (presets.py); the four values below, when set, override the preset
+    preset: Literal["auto", "conservative", "balanced", "aggressive"] = "auto"
+    learning_rate: Optional[float] = Field(None, gt=0)
+    epochs: Optional[float] = Field(None, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
-    batch_size: int = Field(16, ge=1)
-    gradient_accumulation: int = Field(1, ge=1)
+    batch_size: Optional[int] = Field(None, ge=1)
+    gradient_accumulation: Optional[int] = Field(None, ge=1)
     max_length: int = Field(128, ge=8)
     packing: bool = False
     completion_only_loss: bool = True
@@ -140,8 +145,51 @@ class EvaluateParams(Strict):
     batch_size: int = Field(32, ge=1)
     max_new_tokens: int = Field(24, ge=1)
     max_examples: int = Field(0, ge=0)  # 0: the whole test set
-    bleu_tokenize: str = "intl"  # handles Unicode punctuation, unlike 13a
+    # sacrebleu 2.6's tokenizers (a test keeps the list in step); intl handles Unicode punctuation, unlike 13a
+    bleu_tokenize: Literal["13a", "char", "flores101", "flores200", "intl", "ja-mecab", "ko-mecab", "none",
+                           "spBLEU-1K", "spm", "zh"] = "intl"
     report_samples: int = Field(10, ge=0)
+
+
+class ExtendParams(Strict):
+    enabled: bool = False  # add tokens learnt on the target-language training text to the base model
+    num_new_tokens: int = Field(256, ge=1)
+    min_frequency: int = Field(2, ge=2)  # times a merge must occur in the training text; once saves one token
+
+
+class TokenizerParams(Strict):
+    extend: ExtendParams = ExtendParams()
+
+
+class QualityParams(Strict):
+    """Thresholds of the data-quality gates (expectations/*.json); the suites name them as $PARAMETERs."""
+    max_reject_rate: float = Field(0.5, ge=0.0, le=1.0)  # share of a source's rows one stage (ingest, clean) may reject
+    max_reject_rate_by_source: dict[str, float] = {}  # source id -> its own limit, for a source known to be noisy
+    max_text_equals_pivot_share: float = Field(0.5, ge=0.0, le=1.0)  # per source: pairs whose two sides are the same
+    min_mean_script_ratio: float = Field(0.8, ge=0.0, le=1.0)  # per source: mean share of letters in the language's script
+
+    @model_validator(mode="after")
+    def _rates_are_shares(self) -> "QualityParams":
+        for source, rate in self.max_reject_rate_by_source.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"max_reject_rate_by_source.{source} is {rate}; a rate is between 0 and 1")
+        return self
+
+
+class CoverageParams(Strict):
+    goal: int = Field(20000, ge=1)  # records the whole corpus aims at
+    count_level: Literal["raw", "clean", "dedup", "train"] = "dedup"  # the level that counts toward targets and goal
+    identifiers: list[Literal["ngram", "py3langid"]] = ["ngram", "py3langid"]  # language identifiers to run
+    sample_per_lang: int = Field(5000, ge=10)  # distinct clean texts per language the identifiers learn from and check
+    folds: int = Field(5, ge=2, le=20)  # cross-validation folds of the ngram identifier
+    max_n: int = Field(4, ge=1, le=8)  # longest character n-gram of the ngram identifier
+    min_confidence: float = Field(0.99, ge=0.0, le=1.0)  # a disagreement at least this confident is flagged
+    report_rows: int = Field(20, ge=0)  # flagged rows shown in reports/coverage.md (all are in coverage_flags.jsonl)
+
+
+class RetrainParams(Strict):
+    mini_every: int = Field(1000, ge=1)  # new clean records since the adapter's data that make a mini fine-tune due
+    full_growth: float = Field(0.10, gt=0.0)  # growth of the clean data since then that makes a full refresh due
 
 
 class Params(Strict):
@@ -151,9 +199,13 @@ class Params(Strict):
     dedup: DedupParams = DedupParams()
     split: SplitParams = SplitParams()
     format: FormatParams = FormatParams()
+    quality: QualityParams = QualityParams()
     base: BaseParams = BaseParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    coverage: CoverageParams = CoverageParams()
+    retrain: RetrainParams = RetrainParams()
+    tokenizer: TokenizerParams = TokenizerParams()
 
 
 # --- sources.yaml ------------------------------------------------------------
@@ -210,6 +262,7 @@ class Source(Strict):
     priority: Optional[Literal["critical", "high", "medium", "low"]] = None
     license: Optional[str] = None
     notes: Optional[str] = None
+    planned: bool = False  # expected but not in the pipeline yet: acquire and ingest skip it, coverage lists it
 
     @model_validator(mode="after")
     def _has_input(self) -> "Source":
@@ -233,6 +286,13 @@ class Sources(Strict):
 
 def acquired_dir(source_id: str) -> Path:
     return Path("data/raw/acquired") / source_id
+
+
+def source_inputs(source: Source) -> list[str]:
+    """The paths a source reads: its acquired folder, or its file(s) or folder."""
+    if source.acquire is not None:
+        return [acquired_dir(source.id).as_posix()]
+    return [path for path in (source.path, source.pivot_path) if path]
 
 
 # --- loading -------------------------------------------------------------------
@@ -286,9 +346,12 @@ def _explain(error: dict[str, Any], model: type[BaseModel], source_name: str, da
         maybe = f"; did you mean {_where(loc[:-1] + (hint[0],), data)!r}?" if hint else ""
         return f"{source_name}: unknown key {key!r}{maybe} (allowed here: {', '.join(allowed)})"
     value = error.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{source_name}: {key} = {shown}: {message}"
+    if loc and loc[-1] == "[key]":  # a mapping key outside a fixed set, e.g. format.task_weights.vocab
+        return f"{source_name}: unknown key {_where(loc[:-1], data)!r}: {message}"
+    if isinstance(value, dict):  # a check across a section's keys; the message names them
+        return f"{source_name}: {key}: {message}"
+    return f"{source_name}: {key} = {value!r}: {message}"
 
 
 def _validate(model: type[BaseModel], data: Any, source_name: str) -> Any:

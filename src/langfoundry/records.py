@@ -57,6 +57,8 @@ REJECT_COLUMNS = [field.name for field in REJECT_FIELDS]
 def meta_json(meta: Mapping[str, Any] | None) -> str:
     """Canonical JSON for the meta column: sorted keys, no ASCII escaping, no None values."""
     clean = {key: value for key, value in (meta or {}).items() if value not in (None, "", [], {})}
+    if not clean:  # most rows of most kinds: skip the encoder
+        return "{}"
     return json.dumps(clean, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
@@ -98,12 +100,19 @@ def make_reject(*, source: str, origin: str, stage: str, reason: str, raw: Any, 
             "id": id, "lang": lang, "raw": raw_text}
 
 
+def _table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    # Column by column: several times faster than pa.Table.from_pylist, with the same result
+    # (a missing key is a null).
+    rows = list(rows)
+    return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in schema.names}, schema=schema)
+
+
 def records_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=RECORD_SCHEMA)
+    return _table(rows, RECORD_SCHEMA)
 
 
 def rejects_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=REJECT_SCHEMA)
+    return _table(rows, REJECT_SCHEMA)
 
 
 def require_record_columns(schema: pa.Schema, where: str, rerun: str) -> None:
@@ -115,9 +124,13 @@ def require_record_columns(schema: pa.Schema, where: str, rerun: str) -> None:
 
 def read_records(path: Path, made_by: str) -> pa.Table:
     """A stage's input table, or one clear line naming the stage that makes it."""
+    check_records_file(path, made_by)
+    return pq.read_table(path)
+
+
+def check_records_file(path: Path, made_by: str) -> None:
+    """One clear line, naming the stage that makes it, when a stage's input file is missing or not a record table."""
     rerun = f"the {made_by} stage (dvc repro {made_by})"
     if not path.exists():
         raise UserError(f"{path}: not found; run {rerun} first")
-    table = pq.read_table(path)
-    require_record_columns(table.schema, str(path), rerun)
-    return table
+    require_record_columns(pq.read_schema(path), str(path), rerun)

@@ -18,12 +18,19 @@ def ensure_parent(path: str | os.PathLike) -> Path:
     return path
 
 
+# Rows per Parquet row group, fixed so a file's layout never depends on how it was written (whole,
+# or streamed in batches by langfoundry.streaming); a row group is also what a reader holds at once.
+ROW_GROUP_ROWS = 131_072
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
+
+
 def write_parquet(table: pa.Table, path: str | os.PathLike, sort_by: Iterable[str] = ("id",)) -> None:
     """Write a table sorted by the given columns, with settings that do not vary between runs."""
     keys = [(name, "ascending") for name in sort_by if name in table.column_names]
     if keys and table.num_rows:
         table = table.sort_by(keys)
-    pq.write_table(table, ensure_parent(path), compression="zstd", write_statistics=False)
+    # One chunk per column: Parquet pages follow the chunks they are written from.
+    pq.write_table(table.combine_chunks(), ensure_parent(path), row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
 
 
 def read_parquet(path: str | os.PathLike) -> pa.Table:

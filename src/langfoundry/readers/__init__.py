@@ -7,6 +7,7 @@ line), "file#index" (0-based record index: JSON, Parquet) or "file:Sheet!row" (E
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,10 @@ def _format_of(path: Path, source: Source) -> str | None:
 def _directory_files(directory: Path, root: Path, source: Source, allow_outside: bool) -> list[SourceFile]:
     files: list[SourceFile] = []
     skipped: list[str] = []
-    for folder, subfolders, names in os.walk(directory):  # symlinked folders are not entered
+    linked: list[str] = []
+    for folder, subfolders, names in os.walk(directory):  # symlinked folders are not entered: said below
         subfolders[:] = sorted(entry for entry in subfolders if not entry.startswith("."))
+        linked += [_display(Path(folder) / entry, root) for entry in subfolders if (Path(folder) / entry).is_symlink()]
         for entry in sorted(names):
             if entry.startswith(".") or entry == PROVENANCE_FILE:
                 continue
@@ -77,11 +80,13 @@ def _directory_files(directory: Path, root: Path, source: Source, allow_outside:
         wanted = f"{source.format} files" if source.format else f"files ending in {', '.join(sorted(FORMAT_BY_SUFFIX))}"
         raise UserError(f"sources.yaml: source {source.id!r}: no {wanted} in {_display(directory, root)}"
                         + (f" (found {', '.join(skipped[:5])})" if skipped else ""))
+    log = logging.getLogger(__name__)
     if skipped:
-        import logging
-
-        logging.getLogger(__name__).warning("warning: source %s: skipped %d file(s) of another format in %s: %s", source.id,
-                                            len(skipped), _display(directory, root), ", ".join(skipped[:5]))
+        log.warning("warning: source %s: skipped %d file(s) of another format in %s: %s", source.id,
+                    len(skipped), _display(directory, root), ", ".join(skipped[:5]))
+    if linked:
+        log.warning("warning: source %s: did not enter %d symlinked folder(s): %s; list them as sources of "
+                    "their own or copy their files in", source.id, len(linked), ", ".join(linked[:5]))
     return files
 
 

@@ -32,10 +32,20 @@ _BOMS = (
 )
 
 
+# A line longer than this is a reject (line_too_long) read in pieces and never held whole, so one
+# runaway line (a file without newlines, a dump in one line) cannot exhaust memory; ingest rejects a
+# longer value from a whole-document format (JSON, TMX, PO, Parquet) too (value_too_long). Not a
+# parameter: it only bounds memory; clean.max_chars decides, far below it, which rows are long.
+MAX_LINE_CHARS = 1_000_000
+RAW_PREFIX_CHARS = 1_000  # how much of an over-long line its reject keeps
+
+
 class Line(NamedTuple):
     number: int  # 1-based
-    text: str | None  # None when the line could not be decoded
-    raw: str  # the line as decoded, undecodable bytes written as \xNN escapes
+    text: str | None  # None when the line could not be decoded or is too long
+    raw: str  # the line as decoded, undecodable bytes written as \xNN escapes (the start of a long line)
+    reason: str | None = None  # why text is None: invalid_utf8, invalid_encoding or line_too_long
+    detail: str | None = None
 
 
 def choose_codec(path: Path, declared: str | None) -> str:
@@ -64,24 +74,78 @@ def invalid_reason(codec: str) -> str:
     return "invalid_utf8" if codec.replace("_", "-").startswith("utf-8") else "invalid_encoding"
 
 
-def iter_lines(path: Path, codec: str) -> Iterator[Line]:
+def iter_lines(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[Line]:
     """Yield every line without its terminator; CRLF, CR and LF all end a line (mixed is fine).
 
-    A line with bytes the codec cannot decode comes back with text None; its neighbours are unaffected.
+    A line with bytes the codec cannot decode, or with more than max_chars characters, comes back
+    with text None and a reason; its neighbours are unaffected.
+    """
+    number = 0
+    for block in iter_line_blocks(path, codec, max_chars):
+        for line in block:
+            number += 1
+            yield line if isinstance(line, Line) else Line(number, line, line)
+
+
+READ_BLOCK_CHARS = 1 << 20  # characters decoded per read: lines are split in C, a block at a time
+
+
+def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[list[str | Line]]:
+    """The lines of iter_lines a block at a time: each good line as its text (a str), each
+    undecodable or over-long line as its Line. Line numbers follow from the order (the first is 1).
+
+    An over-long line is read past a block at a time, never held whole.
     """
     with path.open("rb") as binary:
         # newline=None: universal newlines, so "\r\n" and a lone "\r" both end a line, while U+2028
         # and other characters str.splitlines would break on stay inside the line.
         stream = io.TextIOWrapper(binary, encoding=codec, errors=_ERROR_HANDLER, newline=None)
-        for number, line in enumerate(stream, start=1):
-            if line.endswith("\n"):
-                line = line[:-1]
-            if number == 1 and line.startswith("\ufeff"):
-                line = line[1:]  # a BOM the declared codec did not consume
-            if _INVALID_MARK in line:
-                yield Line(number, None, line.replace(_INVALID_MARK, ""))
-            else:
-                yield Line(number, line, line)
+        number, tail = 0, ""
+        while chunk := stream.read(READ_BLOCK_CHARS):
+            pieces = (tail + chunk).split("\n")
+            tail = pieces.pop()
+            block: list[str | Line] = []
+            for piece in pieces:
+                number += 1
+                block.append(_checked(number, piece, len(piece), codec, max_chars))
+            if len(tail) > max_chars:  # a line longer than a line may be: count the rest, keep the start
+                number += 1
+                length, start = len(tail), tail[:RAW_PREFIX_CHARS]
+                while chunk := stream.read(READ_BLOCK_CHARS):
+                    end = chunk.find("\n")
+                    if end >= 0:
+                        length += end
+                        tail = chunk[end + 1:]
+                        break
+                    length += len(chunk)
+                else:
+                    tail = ""
+                block.append(_checked(number, start, length, codec, max_chars))
+                # what followed the long line may hold whole lines: split it on the next round
+                pieces = tail.split("\n")
+                tail = pieces.pop()
+                for piece in pieces:
+                    number += 1
+                    block.append(_checked(number, piece, len(piece), codec, max_chars))
+            if block:
+                yield block
+        if tail:
+            yield [_checked(number + 1, tail, len(tail), codec, max_chars)]
+
+
+def _checked(number: int, line: str, length: int, codec: str, max_chars: int) -> str | Line:
+    """A line as iter_line_blocks gives it (length: the whole line's, when line holds only its start)."""
+    if length > max_chars:
+        raw = line[:min(RAW_PREFIX_CHARS, max_chars + 1)].replace(_INVALID_MARK, "")
+        return Line(number, None, raw, "line_too_long",
+                    f"line {number} has {length:,} characters, over the {max_chars:,} a line may have; "
+                    f"the reject keeps its first {RAW_PREFIX_CHARS:,}")
+    if number == 1 and line.startswith("\ufeff"):
+        line = line[1:]  # a BOM the declared codec did not consume
+    if _INVALID_MARK in line:
+        return Line(number, None, line.replace(_INVALID_MARK, ""), invalid_reason(codec),
+                    f"bytes that are not valid {codec}")
+    return line
 
 
 def read_text(path: Path, codec: str, display: str) -> str:

@@ -29,6 +29,8 @@ class Header:
     """The columns a file (or sheet) has; header formats send it before their rows, JSON Lines after."""
     file: str
     columns: tuple[str, ...]
+    # names the file's header has more than once; columns holds them made distinct ("gloss", "gloss.1")
+    duplicates: tuple[str, ...] = ()
 
 
 Item = Union[Row, BadRow, Header]
