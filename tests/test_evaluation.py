@@ -191,6 +191,36 @@ def test_report_has_tables_and_samples(evaluated):
     assert "jv-x-banyumas → id" in report
 
 
+def test_scores_per_region_sit_beside_those_per_language(evaluated):
+    metrics = evaluated["metrics"]
+    # Banyumasan is the only language and the inventory puts it in Java: the region scores are its scores
+    for name in ("base", "adapter"):
+        for metric in ("chrf", "bleu", "perplexity"):
+            assert metrics[f"{name}.region.java.{metric}"] == metrics[f"{name}.lang.jv-x-banyumas.{metric}"]
+    assert metrics["baseline.region.java.chrf"] == metrics["baseline.lang.jv-x-banyumas.chrf"]
+    assert "## Per region" in evaluated["paths"].report.read_text(encoding="utf-8")
+
+
+def test_region_score_covers_exactly_its_languages():
+    from langfoundry.inventory import region_key
+    from langfoundry.scoring import score_predictions
+
+    def example(lang, reference):
+        return {"task": "vocabulary", "lang": lang, "pivot_lang": "id", "source_text": "x", "reference": reference}
+
+    examples = [example("jv", "mandi pagi"), example("su", "makan nasi"), example("bug", "rumah besar")]
+    hypotheses = ["mandi sore", "makan nasi", "rumah kecil"]
+    regions = {"jv": region_key("Java"), "su": region_key("Java"), "bug": region_key("Sulawesi")}
+    scorer = Scorer()
+    metrics = score_predictions(examples, hypotheses, scorer, regions)
+    assert metrics["region.java.chrf"] == scorer.score(hypotheses[:2], ["mandi pagi", "makan nasi"])["chrf"]
+    assert metrics["region.sulawesi.chrf"] == scorer.score(hypotheses[2:], ["rumah besar"])["chrf"]
+    assert metrics["region.java.chrf"] != metrics["region.sulawesi.chrf"]
+    assert metrics["chrf"] == score_predictions(examples, hypotheses, scorer)["chrf"]  # overall unchanged
+    assert not any(key.startswith("region.") for key in score_predictions(examples, hypotheses, scorer))
+    assert region_key("Bali and Nusa Tenggara") == "bali-and-nusa-tenggara"
+
+
 def test_rerun_is_identical(evaluated, tmp_path):
     from dataclasses import replace
 

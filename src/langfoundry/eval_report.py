@@ -88,6 +88,13 @@ def render_report(metrics: Mapping[str, Any], examples: Sequence[Mapping[str, An
                     [[lang] + _versus(metrics, f"lang.{lang}.chrf") + _versus(metrics, f"lang.{lang}.perplexity")
                      for lang in langs])
 
+    regions = sorted({key.split(".")[2] for key in metrics if key.startswith("base.region.") and key.endswith(".chrf")})
+    if regions:
+        lines += ["", "## Per region (chrF; perplexity on the region's languages)", ""]
+        lines += _table(["region", "base chrF", "adapter chrF", "delta chrF", "base ppl", "adapter ppl", "delta ppl"],
+                        [[region] + _versus(metrics, f"region.{region}.chrf") + _versus(metrics, f"region.{region}.perplexity")
+                         for region in regions])
+
     translation_index = {example["id"]: index for index, example in enumerate(translations)}
     chosen = _sample(examples, samples)
     if chosen:

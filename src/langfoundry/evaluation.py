@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from .config import EvaluateParams
 from .errors import UserError
+from .inventory import INVENTORY_PATH, load_inventory, region_keys
 from .scoring import DictionaryBaseline, Scorer, direction, score_predictions, select_examples, target_language_texts
 from .storage import read_jsonl, write_jsonl, write_metrics
 
@@ -32,6 +33,7 @@ class EvalPaths:
     metrics: Path = Path("metrics/eval.json")
     predictions: Path = Path("reports/predictions.jsonl")
     report: Path = Path("reports/eval.md")
+    inventory: Path = INVENTORY_PATH  # regions of the languages, for per-region scores
 
 
 def _device() -> str:
@@ -65,6 +67,10 @@ def load_base(path: Path):
 
 
 def attach_adapter(model, path: Path):
+    # peft falls back to a pickled adapter_model.bin when there is no safetensors file; refuse that
+    if not (Path(path) / "adapter_model.safetensors").exists():
+        raise UserError(f"{path}: no adapter_model.safetensors; only safetensors weights are loaded "
+                        f"(rerun the train stage: dvc repro train)")
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, path).eval()
@@ -141,11 +147,15 @@ def token_nll(model, tokenizer, texts: Sequence[str], batch_size: int, desc: str
     return results
 
 
-def perplexities(texts: Sequence[tuple[str, str]], nll: Sequence[tuple[float, int]]) -> dict[str, float]:
-    """exp(mean token NLL), overall and per language."""
+def perplexities(texts: Sequence[tuple[str, str]], nll: Sequence[tuple[float, int]],
+                 regions: Mapping[str, str] | None = None) -> dict[str, float]:
+    """exp(mean token NLL), overall, per language and (given regions: tag -> region key) per region."""
     totals: dict[str, list[float]] = {}
     for (lang, _), (loss, count) in zip(texts, nll):
-        for key in ("perplexity", f"lang.{lang}.perplexity"):
+        keys = ["perplexity", f"lang.{lang}.perplexity"]
+        if regions is not None:
+            keys.append(f"region.{regions.get(lang, 'none')}.perplexity")
+        for key in keys:
             total = totals.setdefault(key, [0.0, 0])
             total[0] += loss
             total[1] += count
@@ -175,6 +185,7 @@ def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths = EvalPat
     if not examples:
         raise UserError(f"{paths.test}: no test examples; check the split fractions and format.task_weights")
     texts = target_language_texts(examples)
+    regions = region_keys(load_inventory(paths.inventory))
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
 
@@ -187,15 +198,15 @@ def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths = EvalPat
         tokenizer = load_tokenizer(paths.adapter if name == "adapter" and (paths.adapter / "tokenizer_config.json").exists()
                                    else paths.base)
         hypotheses[name], nll = evaluate_model(model, tokenizer, examples, texts, params, name)
-        scores = score_predictions(examples, hypotheses[name], scorer)
-        scores.update(perplexities(texts, nll))
+        scores = score_predictions(examples, hypotheses[name], scorer, regions)
+        scores.update(perplexities(texts, nll, regions))
         metrics.update({f"{name}.{key}": value for key, value in scores.items()})
     del model
 
     translations = [example for example in examples if direction(example)]
     baseline = DictionaryBaseline(read_jsonl(paths.train))
     hypotheses["baseline"] = [baseline.predict(example) for example in translations]
-    scores = score_predictions(translations, hypotheses["baseline"], scorer)
+    scores = score_predictions(translations, hypotheses["baseline"], scorer, regions)
     metrics.update({f"baseline.{key}": value for key, value in scores.items()})
 
     for key in [key for key in metrics if key.startswith("base.")]:

@@ -49,6 +49,16 @@ def load_inventory(path: str | Path = INVENTORY_PATH) -> dict[str, Language]:
     return languages
 
 
+def region_key(region: str) -> str:
+    """A region as a metric key: "Bali and Nusa Tenggara" -> "bali-and-nusa-tenggara"."""
+    return "-".join("".join(char if char.isalnum() else " " for char in region.casefold()).split()) or "none"
+
+
+def region_keys(inventory: dict[str, Language]) -> dict[str, str]:
+    """Language tag -> its region's metric key."""
+    return {tag: region_key(language.region) for tag, language in inventory.items()}
+
+
 def require_languages(tags: set[str], inventory: dict[str, Language], where: str) -> None:
     """Fail with one line if a tag is not in the inventory."""
     unknown = sorted(tag for tag in tags if tag and tag not in inventory)
