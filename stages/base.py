@@ -6,14 +6,18 @@ import logging
 from langfoundry.config import load_params
 from langfoundry.errors import stage_entry
 from langfoundry.scratch import prepare_base
-from langfoundry.storage import write_metrics
+from langfoundry.timings import write_stage_metrics
+from langfoundry.vocab_extension import extend_base
 
 
 def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     params = load_params()
     metrics = prepare_base(params.base, params.seed, train_path="data/processed/train.jsonl", out_dir="models/base")
-    write_metrics("metrics/base.json", metrics)
+    if params.tokenizer.extend.enabled:
+        metrics.update(extend_base("models/base", "data/processed/train.jsonl", params.tokenizer.extend,
+                                   trust_remote_code=params.base.trust_remote_code))
+    write_stage_metrics("metrics/base.json", metrics)  # timings go to metrics/timings/base.json
     print(f"base: {metrics['source']} model, {metrics['parameters']:,} parameters, "
           f"vocabulary {metrics['vocab_size']}, {metrics['wall_seconds']:.1f} s")
 

@@ -275,7 +275,8 @@ def load_pretrained(params: BaseParams):
     options = {"revision": None if local else params.revision, "trust_remote_code": params.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
-        model = AutoModelForCausalLM.from_pretrained(location, dtype="auto", **options)
+        # safetensors only: a pickled checkpoint (pytorch_model.bin) could run code when loaded
+        model = AutoModelForCausalLM.from_pretrained(location, dtype="auto", use_safetensors=True, **options)
     except (OSError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"params.yaml: base.model = {reference!r} could not be loaded: {first_line}") from err
