@@ -5,7 +5,8 @@ import logging
 
 from langfoundry.config import load_params
 from langfoundry.errors import stage_entry
-from langfoundry.storage import write_metrics
+from langfoundry.retrain import data_version
+from langfoundry.timings import write_stage_metrics
 from langfoundry.training import train_adapter
 
 
@@ -24,7 +25,8 @@ def main(args: argparse.Namespace) -> None:
     )
     if not metrics.pop("main_process"):
         return
-    write_metrics("metrics/train.json", metrics)
+    metrics.update(data_version())  # the data this adapter learnt from; stages/retrain.py compares with it
+    write_stage_metrics("metrics/train.json", metrics)  # timings go to metrics/timings/train.json
     print(f"train: {metrics['steps']} steps, train loss {metrics['train_loss_final']:.4f}, "
           f"val loss {metrics['val_loss_final']:.4f}, {metrics['train_tokens_per_second']:.0f} tokens/s, "
           f"{metrics['wall_seconds']:.1f} s")

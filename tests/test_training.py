@@ -19,7 +19,7 @@ from tiny_models import build_tiny_base, write_examples
 
 TINY_TRAIN = TrainParams(
     lora=LoraParams(r=4, alpha=8, dropout=0.0), learning_rate=0.01, max_steps=6, batch_size=4, max_length=64,
-    eval_steps=3, early_stopping_patience=1,
+    eval_steps=3, early_stopping_patience=1, gradient_accumulation=1,
 )
 
 

@@ -58,19 +58,23 @@ def direction(example: Mapping[str, Any]) -> str | None:
     return None
 
 
-def groups(example: Mapping[str, Any]) -> list[str]:
-    """The metric groups an example counts in ("" is the overall group)."""
+def groups(example: Mapping[str, Any], regions: Mapping[str, str] | None = None) -> list[str]:
+    """The metric groups an example counts in ("" is the overall group); regions maps tag -> region key."""
     keys = ["", example["task"], f"lang.{example['lang']}"]
+    if regions is not None:
+        keys.append(f"region.{regions.get(example['lang'], 'none')}")
     if example["task"] in TRANSLATION_TASKS:
         keys += ["translation", f"direction.{direction(example)}"]
     return keys
 
 
-def score_predictions(examples: Sequence[Mapping[str, Any]], hypotheses: Sequence[str], scorer: Scorer) -> dict[str, float]:
-    """Flat metrics for one model: overall, per task, per language, per direction, plus vocabulary exact match."""
+def score_predictions(examples: Sequence[Mapping[str, Any]], hypotheses: Sequence[str], scorer: Scorer,
+                      regions: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Flat metrics for one model: overall, per task, per language, per region (given regions), per direction,
+    plus vocabulary exact match."""
     members: dict[str, list[int]] = defaultdict(list)
     for index, example in enumerate(examples):
-        for key in groups(example):
+        for key in groups(example, regions):
             members[key].append(index)
     metrics: dict[str, float] = {}
     for key, indices in sorted(members.items()):

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import resource
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .config import TrainParams
 from .errors import UserError
+from .presets import describe, resolve_preset
 from .scratch import read_examples
+from .vocab_extension import expose_output_bias, new_token_ids, trainable_token_indices
+
+log = logging.getLogger(__name__)
 
 # Logged values that depend on the machine's speed, not on the training: kept out of the curves so that
 # a rerun on CPU gives identical files.
@@ -78,7 +83,8 @@ def load_base(base_dir: str | Path, params: TrainParams, trust_remote_code: bool
     if not (base_dir / "config.json").exists():
         raise UserError(f"{base_dir}: no base model there; run the base stage first (dvc repro base)")
     tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=trust_remote_code)
-    options: dict[str, Any] = {"dtype": torch.float32, "trust_remote_code": trust_remote_code}
+    # safetensors only: a pickled checkpoint could run code when loaded
+    options: dict[str, Any] = {"dtype": torch.float32, "trust_remote_code": trust_remote_code, "use_safetensors": True}
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         options["dtype"] = torch.bfloat16
     if params.quantization == "4bit":
@@ -98,8 +104,11 @@ def load_base(base_dir: str | Path, params: TrainParams, trust_remote_code: bool
     return model, tokenizer
 
 
-def lora_config(params: TrainParams, model):
-    """The PEFT LoRA config; target modules that match no layer of the model are a UserError listing the choices."""
+def lora_config(params: TrainParams, model, new_tokens: Sequence[int] = ()):
+    """The PEFT LoRA config; target modules that match no layer of the model are a UserError listing the choices.
+
+    Tokens the base stage added to the vocabulary (new_tokens) get their embedding rows trained too.
+    """
     from peft import LoraConfig
 
     import torch
@@ -119,6 +128,7 @@ def lora_config(params: TrainParams, model):
         lora_alpha=params.lora.alpha,
         lora_dropout=params.lora.dropout,
         target_modules=list(params.lora.target_modules),
+        trainable_token_indices=trainable_token_indices(model, new_tokens) if new_tokens else None,
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -236,6 +246,7 @@ def build_trainer(
     check_quantization(params)
     use_cuda = torch.cuda.is_available()
     train_set = load_sft_dataset(train_path)
+    params = resolve_preset(params, len(train_set)).params  # what params.yaml leaves unset comes from the preset
     val_set = load_sft_dataset(val_path) if val_path is not None and has_examples(val_path) else None
     model, tokenizer = load_base(base_dir, params, trust_remote_code)
     bf16 = model.dtype == torch.bfloat16 or (params.quantization == "4bit" and torch.cuda.is_bf16_supported())
@@ -243,15 +254,17 @@ def build_trainer(
     callbacks = [dvclive_callback(live_dir)]
     if config.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=config,
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,
-        peft_config=lora_config(params, model),
+        peft_config=lora_config(params, model, new_token_ids(base_dir)),
         callbacks=callbacks,
     )
+    expose_output_bias(trainer.model)
+    return trainer
 
 
 def make_adapter_files_reproducible(adapter_dir: Path) -> None:
@@ -287,6 +300,9 @@ def train_adapter(
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.reset_peak_memory_stats()
+    resolved = resolve_preset(params, len(read_examples(train_path)))
+    params = resolved.params
+    log.info(describe(resolved))
     trainer = build_trainer(params, seed, base_dir, train_path, val_path, live_dir, checkpoint_dir, trust_remote_code)
     trainable, total = trainer.model.get_nb_trainable_parameters()
     # the adapter starts as a no-op (LoRA's B is zero), so this is the base model's validation loss
@@ -328,11 +344,16 @@ def train_adapter(
         "trainable_parameters": trainable,
         "total_parameters": total,
         "effective": {
+            "preset": resolved.preset,
+            "from_preset": ",".join(resolved.from_preset) or "none",  # the others were set explicitly
             "learning_rate": params.learning_rate,
             "lora_r": params.lora.r,
             "lora_alpha": params.lora.alpha,
             "lora_dropout": params.lora.dropout,
             "batch_size": params.batch_size * params.gradient_accumulation,
+            "per_device_batch_size": params.batch_size,
+            "gradient_accumulation": params.gradient_accumulation,
+            "epochs_planned": params.epochs,
             "max_length": params.max_length,
             "epochs": state.epoch,
             "quantization": params.quantization,
