@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro test test-fast bench clean-venv
+.PHONY: venv repro cycle pr-report test test-fast bench bench-data bench-scale clean-venv
 
 venv: $(STAMP)
 
@@ -26,6 +26,20 @@ export PATH := $(abspath $(BIN)):$(PATH)
 repro: $(STAMP)
 	dvc repro
 
+# A training cycle only when one is due: the data stages and the coverage report always run, then
+# stages/retrain.py compares the clean data with what the adapter was trained on (0: due, 3: not due).
+cycle: $(STAMP)
+	dvc repro coverage
+	@python stages/retrain.py --exit-code; status=$$?; \
+	if [ $$status -eq 0 ]; then dvc repro && python stages/retrain.py; \
+	elif [ $$status -eq 3 ]; then echo "cycle: no training due; the current adapter stays"; \
+	else exit $$status; fi
+
+# reports/pr.md: metric, parameter, per-language and curve changes against BASE (run the pipeline first).
+BASE ?= origin/main
+pr-report: $(STAMP)
+	python -m langfoundry.pr_report --base $(BASE) $(if $(PLOTS_LINK),--plots-link $(PLOTS_LINK))
+
 test: $(STAMP)
 	python -m pytest -q
 
@@ -34,6 +48,15 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	python benchmarks/bench_pipeline.py
+
+# Data stages against OpusFilter 3.3.1 (its own venv, from PyPI, once) and near-duplicate removal on the
+# seeded 200,000-pair corpus of ../shared/bench; bench-scale: 10 million pairs in bounded memory (long).
+bench-data: $(STAMP)
+	python benchmarks/bench_opusfilter.py
+	python benchmarks/bench_near_dedup.py
+
+bench-scale: $(STAMP)
+	python benchmarks/bench_scale.py
 
 clean-venv:
 	rm -rf $(VENV)

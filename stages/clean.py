@@ -7,30 +7,32 @@ import pyarrow.parquet as pq
 
 from langfoundry.config import load_params
 from langfoundry.errors import UserError, stage_entry
-from langfoundry.filters import clean_batches, clean_metrics
+from langfoundry.filters import clean_metrics, clean_parquet
 from langfoundry.inventory import load_inventory
+from langfoundry.quality import gate
+from langfoundry.quality_tables import clean_tables
 from langfoundry.records import require_record_columns
-from langfoundry.storage import write_metrics, write_parquet
+from langfoundry.storage import write_metrics
 
 INPUT = Path("data/interim/ingested.parquet")
 KEPT = Path("data/interim/clean.parquet")
 REJECTS = Path("data/interim/clean_rejects.parquet")
-BATCH_ROWS = 50_000
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_params()
-    scripts = {tag: language.script for tag, language in load_inventory().items()}
+    inventory = load_inventory()
+    scripts = {tag: language.script for tag, language in inventory.items()}
     if not INPUT.exists():
         raise UserError(f"{INPUT}: not found; run the ingest stage first (dvc repro ingest)")
-    # Streamed in batches rather than read whole: the ingested table can be large.
-    source = pq.ParquetFile(INPUT)
-    require_record_columns(source.schema_arrow, str(INPUT), "the ingest stage (dvc repro ingest)")
-    result = clean_batches(source.iter_batches(batch_size=BATCH_ROWS), params.clean, scripts, where=str(INPUT))
-    write_parquet(result.kept_table(source.schema_arrow), KEPT, sort_by=("id", "origin"))
-    write_parquet(result.rejects_table(), REJECTS, sort_by=("id", "origin"))
-    metrics = write_metrics("metrics/clean.json", clean_metrics(result.counts))
+    require_record_columns(pq.read_schema(INPUT), str(INPUT), "the ingest stage (dvc repro ingest)")
+    # Streamed in batches over all cores rather than read whole: the ingested table can be large.
+    counts = clean_parquet(INPUT, KEPT, REJECTS, params.clean, scripts, where=str(INPUT))
+    metrics = write_metrics("metrics/clean.json", clean_metrics(counts))
     print(f"clean: {metrics['rows.in']} in, {metrics['rows.kept']} kept, {metrics['rows.rejected']} rejected")
+    kept, rejects = pq.read_table(KEPT), pq.read_table(REJECTS)
+    ingested_sources = pq.read_table(INPUT, columns=["source"])
+    gate("clean", clean_tables(ingested_sources, kept, rejects, scripts, params.quality), params, inventory)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,19 @@ reject reason); each side of a pair is checked (pivot_text when the row has one)
   length_ratio   (kinds in length_ratio_kinds) longer side / shorter side > max_length_ratio,
                  in whitespace-separated words or in characters (length_ratio_unit)
   script_ratio   share of letters (\\p{L}) written in the side's language script (inventory)
-                 < min_script_ratio; a side with no letters at all has ratio 0
+                 < min_script_ratio; a side with no letters at all has ratio 0, or passes with
+                 script_ratio_without_letters: pass (as letters-only script checks elsewhere do)
   letter_ratio   share of letters and their combining marks among non-space characters
                  < min_letter_ratio: catches lines of digits and punctuation that carry a few
                  letters, which a letters-only script check lets through
   repetition     one word repeated back to back more than max_word_repeats times (words are
-                 compared casefolded, punctuation between them ignored)
+                 compared casefolded, punctuation between them ignored); with repetition_unit:
+                 substrings, any string of 3 to 101 characters (see repeated_substring)
   char_whitelist (languages listed in char_whitelist) a character outside the list
+
+Rows of plain Latin-1 text (most rows of Latin-script corpora) are measured and screened for
+repetition a batch at a time (langfoundry.columnar); the others one text at a time. clean_parquet
+streams a file through worker processes in batches.
 
 Personal data is not a reject reason: e-mail addresses, phone numbers and national ID numbers
 are replaced by <EMAIL>, <PHONE>, <ID_NUMBER> before filtering (in text, pivot_text and the
@@ -23,20 +29,26 @@ language text inside meta), and the placeholders are left out of the script and 
 
 from __future__ import annotations
 
+import bisect
 import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import regex
+
+from . import columnar
 
 from .config import CleanParams
 from .errors import UserError
 from .normalize import MULTILINE_KINDS, latin1_bytes, map_meta_texts, normalize_text
 from .records import REJECT_SCHEMA, RECORD_COLUMNS, make_reject, meta_json
+from .streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count
 
 FILTERS = ("empty", "length", "length_ratio", "script_ratio", "letter_ratio", "repetition", "char_whitelist")
 PAIR_KINDS = frozenset({"dictionary", "parallel"})  # these always need a pivot side
@@ -190,6 +202,49 @@ def repeated_run(text: str, max_repeats: int) -> tuple[str, int] | None:
     return (longest_word.decode("latin-1") if isinstance(longest_word, bytes) else longest_word), longest
 
 
+MIN_REPEAT_CHARS, MAX_REPEAT_CHARS = 3, 101  # length of a repeated substring (repetition_unit: substrings)
+
+
+def repeated_substring(text: str, max_repeats: int) -> tuple[str, int] | None:
+    """The first string of MIN_REPEAT_CHARS to MAX_REPEAT_CHARS characters (starting with a
+    non-space, within one line) found back to back more than max_repeats times in all, spaces
+    between the copies allowed, and how many times it occurs.
+
+    The same answer as searching with the regex (\\S.{2,100}?)(?: *\\1){max_repeats,}, which tries
+    every length at every position (about 300 us a sentence); here only lengths that put a copy of
+    the first three characters where the next copy must start are tried. A test holds the two alike.
+    """
+    places: dict[str, list[int]] = {}
+    for start in range(len(text) - MIN_REPEAT_CHARS + 1):
+        places.setdefault(text[start:start + MIN_REPEAT_CHARS], []).append(start)
+    # every copy starts with the same three characters: only those found often enough can start a run
+    starts = sorted(start for head, found in places.items() if len(found) > max_repeats
+                    and not head[0].isspace() and "\n" not in head for start in found)
+    for start in starts:
+        found = places[text[start:start + MIN_REPEAT_CHARS]]
+        for follower in found[bisect.bisect_left(found, start + MIN_REPEAT_CHARS):]:
+            spaces = 0  # right before the next copy: the end of this copy may stop anywhere in them
+            while text[follower - spaces - 1] == " " and follower - spaces - 1 > start:
+                spaces += 1
+            shortest = max(follower - spaces - start, MIN_REPEAT_CHARS)
+            if shortest > MAX_REPEAT_CHARS:
+                break
+            for length in range(shortest, min(follower - start, MAX_REPEAT_CHARS) + 1):
+                unit = text[start:start + length]
+                if "\n" in unit:
+                    break
+                copies, position = 1, start + length
+                while True:
+                    while text.startswith(" ", position):
+                        position += 1
+                    if not text.startswith(unit, position):
+                        break
+                    copies, position = copies + 1, position + length
+                if copies > max_repeats:
+                    return unit, copies
+    return None
+
+
 # --- filters ----------------------------------------------------------------------------------------
 
 
@@ -200,20 +255,66 @@ def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
     return out
 
 
-def first_failures(kinds: list[str], langs: list[str], pivot_langs: list[str | None], texts: list[str],
-                   pivots: list[str | None], params: CleanParams, scripts: Mapping[str, str]) -> list[tuple[str, str] | None]:
+class BatchSide:
+    """One side (text or pivot_text) of a batch, normalised: plain Latin-1 rows stay in Arrow (they are
+    already normal), the others are normalised in Python; measures come from columnar for the former."""
+
+    def __init__(self, column: pa.Array, plain: np.ndarray, prepared: dict[int, str]):
+        self.column, self.plain, self.prepared = column, plain, prepared
+        self.plain_rows = np.flatnonzero(plain)
+        self.latin1 = columnar.Latin1Texts(column.take(pa.array(self.plain_rows))) if len(self.plain_rows) else None
+
+    def text(self, row: int) -> str | None:
+        return self.prepared[row] if row in self.prepared else self.column[row].as_py()
+
+    def measures(self, scripts: list[str | None]) -> SideMeasures:
+        counts = np.zeros((len(self.column), 6), dtype=np.int64)
+        if self.latin1 is not None:
+            counts[self.plain_rows] = _latin1_measures(self.latin1, [scripts[row] for row in self.plain_rows])
+        for row, text in self.prepared.items():
+            if text:
+                counts[row] = measure_text(text, scripts[row])
+        return SideMeasures(*counts.T)
+
+    def repetition_candidates(self, params: CleanParams) -> np.ndarray:
+        """Rows whose repetition must be checked text by text: flagged plain rows and all others."""
+        flagged = np.zeros(len(self.column), dtype=bool)
+        flagged[list(self.prepared)] = True
+        if self.latin1 is not None:
+            if params.repetition_unit == "words":
+                screen = columnar.word_run_candidates(self.latin1, _LATIN1_WORD_TABLE, params.max_word_repeats)
+            else:
+                screen = columnar.substring_run_candidates(self.latin1, params.max_word_repeats, MAX_REPEAT_CHARS)
+            flagged[self.plain_rows[screen]] = True
+        return flagged
+
+
+def _latin1_measures(texts: columnar.Latin1Texts, scripts: list[str | None]) -> np.ndarray:
+    """measure_text's six counts for plain Latin-1 texts (one line, single spaces), a column each."""
+    chars = texts.lengths
+    spaces = texts.sums(texts.bytes == columnar.SPACE)
+    letters = texts.sums(columnar.lookup(_LATIN1_LETTERS)[texts.bytes])
+    foreign = np.zeros(texts.count, dtype=np.int64)
+    for script in sorted({script for script in scripts if script}):
+        rows = np.array([row_script == script for row_script in scripts], dtype=bool)
+        foreign[rows] = texts.sums(columnar.lookup(_latin1_foreign(script))[texts.bytes])[rows]
+    words = np.where(chars > 0, spaces + 1, 0)
+    return np.stack([chars, words, letters, letters - foreign, letters, chars - spaces], axis=1)
+
+
+def first_failures(kinds: list[str], langs: list[str], pivot_langs: list[str | None], sides: Mapping[str, BatchSide],
+                   params: CleanParams, scripts: Mapping[str, str]) -> list[tuple[str, str] | None]:
     """For each row, (filter, detail) of the first filter it fails, or None when it passes all.
 
-    texts and pivots are already normalised (and scrubbed); scripts maps language tag -> ISO 15924.
+    sides hold the normalised (and scrubbed) text and pivot_text; scripts maps language tag -> ISO 15924.
     """
-    n = len(texts)
-    needs_pivot = np.array([kind in PAIR_KINDS or pivot_lang is not None for kind, pivot_lang in zip(kinds, pivot_langs)], dtype=bool)
-    has_pivot = needs_pivot | np.array([bool(pivot) for pivot in pivots], dtype=bool)
+    n = len(kinds)
     side_langs = {"text": langs, "pivot_text": pivot_langs}
-    side_texts = {"text": texts, "pivot_text": pivots}
+    measures = {"text": sides["text"].measures([scripts[lang] for lang in langs]),
+                "pivot_text": sides["pivot_text"].measures([scripts[lang] if lang else None for lang in pivot_langs])}
+    needs_pivot = np.array([kind in PAIR_KINDS or pivot_lang is not None for kind, pivot_lang in zip(kinds, pivot_langs)], dtype=bool)
+    has_pivot = needs_pivot | (measures["pivot_text"].chars > 0)
     checked = {"text": np.ones(n, dtype=bool), "pivot_text": has_pivot}
-    measures = {"text": measure(texts, [scripts[lang] for lang in langs]),
-                "pivot_text": measure(pivots, [scripts[lang] if lang else None for lang in pivot_langs])}
     failures: list[tuple[str, str] | None] = [None] * n
 
     def reject(mask: np.ndarray, name: str, detail) -> None:
@@ -245,6 +346,8 @@ def first_failures(kinds: list[str], langs: list[str], pivot_langs: list[str | N
     for side in SIDES:
         m = measures[side]
         share = _share(m.script_letters, m.letters)
+        if params.script_ratio_without_letters == "pass":
+            share[m.letters == 0] = 1.0
         reject(checked[side] & (share < params.min_script_ratio), "script_ratio",
                lambda i, side=side, m=m, share=share: (
                    f"{side} has no letters" if m.letters[i] == 0 else
@@ -257,25 +360,29 @@ def first_failures(kinds: list[str], langs: list[str], pivot_langs: list[str | N
         reject(checked[side] & (share < params.min_letter_ratio), "letter_ratio",
                lambda i, side=side, share=share: f"{side}: letters are {share[i]:.2f} of its non-space characters "
                                                  f"(min {params.min_letter_ratio})")
-    # repetition and char_whitelist look at each surviving row in Python
-    whitelists = {lang: set(unicodedata.normalize("NFC", chars)) | {" ", "\n"}
-                  for lang, chars in params.char_whitelist.items()}
-    placeholder = regex.compile(_PLACEHOLDER)
-    for i in range(n):
+    # repetition and char_whitelist look at surviving rows in Python (repetition only at rows the
+    # batch-wide screen flags)
+    repeated = repeated_run if params.repetition_unit == "words" else repeated_substring
+    candidates = {side: sides[side].repetition_candidates(params) for side in SIDES}
+    for i in np.flatnonzero(candidates["text"] | candidates["pivot_text"]):
         if failures[i] is not None:
             continue
         for side in SIDES:
-            text = side_texts[side][i]
-            if text and (run := repeated_run(text, params.max_word_repeats)):
+            text = sides[side].text(i) if candidates[side][i] else None
+            if text and (run := repeated(text, params.max_word_repeats)):
                 failures[i] = ("repetition", f"{side} repeats {run[0]!r} {run[1]} times in a row "
                                              f"(max {params.max_word_repeats})")
                 break
-        if failures[i] is not None or not whitelists:
+    whitelists = {lang: set(unicodedata.normalize("NFC", chars)) | {" ", "\n"}
+                  for lang, chars in params.char_whitelist.items()}
+    placeholder = regex.compile(_PLACEHOLDER)
+    for i in range(n) if whitelists else ():
+        if failures[i] is not None:
             continue
         for side in SIDES:
             allowed = whitelists.get(side_langs[side][i] or "")
-            text = side_texts[side][i]
-            if allowed is not None and text:
+            text = sides[side].text(i) if allowed is not None else None
+            if text:
                 outside = sorted(set(placeholder.sub("", text)) - allowed)
                 if outside:
                     shown = ", ".join(f"{char!r} (U+{ord(char):04X})" for char in outside[:10])
@@ -301,12 +408,26 @@ class CleanResult:
         return pa.concat_tables(self.rejects) if self.rejects else REJECT_SCHEMA.empty_table()
 
 
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _replaced(column: pa.Array, values: Mapping[int, str | None]) -> pa.Array:
+    """The column with the given rows' values replaced."""
+    if not values:
+        return column
+    rows = sorted(values)
+    mask = np.zeros(len(column), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(column, pa.array(mask), pa.array([values[row] for row in rows], type=column.type))
+
+
 def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],
                 where: str = "data/interim/ingested.parquet") -> tuple[pa.Table, pa.Table, Counter]:
     """Normalise, scrub and filter one batch of records: (kept, rejects, counts)."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-    columns = {name: table.column(name).to_pylist() for name in RECORD_COLUMNS}
-    kinds, langs, pivot_langs = columns["kind"], columns["lang"], columns["pivot_lang"]
+    kinds, langs, pivot_langs = (table.column(name).to_pylist() for name in ("kind", "lang", "pivot_lang"))
     unknown = sorted({tag for tag in langs + pivot_langs if tag and tag not in scripts})
     if unknown:
         raise UserError(f"{where}: language tag(s) {', '.join(map(repr, unknown))} not in data/inventory/languages.csv; "
@@ -322,43 +443,53 @@ def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: 
                 row_pii.setdefault(row, Counter()).update(found)
         return text
 
-    multiline = [kind in MULTILINE_KINDS for kind in kinds]
-    texts = [prepare(text, flag, i) for i, (text, flag) in enumerate(zip(columns["text"], multiline))]
-    pivots = [None if pivot is None else prepare(pivot, flag, i)
-              for i, (pivot, flag) in enumerate(zip(columns["pivot_text"], multiline))]
-    metas = list(columns["meta"])
-    for i, (kind, meta_text) in enumerate(zip(kinds, metas)):
-        if kind not in META_TEXT_KINDS or meta_text in ("", "{}"):
+    # Plain Latin-1 text is already normal and holds no personal data: only the rest is prepared here.
+    sides: dict[str, BatchSide] = {}
+    for side in SIDES:
+        column = _column(table, side)
+        plain = columnar.plain_rows(column, params.scrub_pii)
+        others = np.flatnonzero(~plain & column.is_valid().to_numpy(zero_copy_only=False))
+        values = column.take(pa.array(others, type=pa.int64())).to_pylist()
+        sides[side] = BatchSide(column, plain, {int(row): prepare(text, kinds[row] in MULTILINE_KINDS, int(row))
+                                                for row, text in zip(others, values)})
+    meta_rows = [row for row, kind in enumerate(kinds) if kind in META_TEXT_KINDS]
+    meta_column = _column(table, "meta")
+    changed_metas: dict[int, str] = {}
+    for row, meta_text in zip(meta_rows, meta_column.take(pa.array(meta_rows, type=pa.int64())).to_pylist()):
+        if meta_text in ("", "{}"):
             continue
         try:
             meta = json.loads(meta_text)
         except json.JSONDecodeError as err:
             meta = err
         if not isinstance(meta, dict):
-            raise UserError(f"{where}: record {columns['id'][i]} ({columns['origin'][i]}) has meta that is not a JSON "
+            origin = table.column("origin")[row].as_py()
+            raise UserError(f"{where}: record {table.column('id')[row].as_py()} ({origin}) has meta that is not a JSON "
                             f"object; fix that row of the source and rerun ingest")
-        changed = map_meta_texts(meta, kind, lambda text, flag, i=i: prepare(text, flag, i))
+        changed = map_meta_texts(meta, kind=kinds[row], transform=lambda text, flag, row=row: prepare(text, flag, row))
         if changed != meta:
-            metas[i] = meta_json(changed)
+            changed_metas[row] = meta_json(changed)
 
-    failures = first_failures(kinds, langs, pivot_langs, texts, pivots, params, scripts)
+    failures = first_failures(kinds, langs, pivot_langs, sides, params, scripts)
     kept = [i for i, failure in enumerate(failures) if failure is None]
     rejected = [i for i, failure in enumerate(failures) if failure is not None]
 
-    counts.update(("in", lang) for lang in langs)
-    counts.update(("kept", langs[i]) for i in kept)
+    counts.update({("in", lang): number for lang, number in Counter(langs).items()})
+    counts.update({("kept", lang): number for lang, number in Counter(langs[i] for i in kept).items()})
     for i in rejected:
         counts[("dropped", failures[i][0], langs[i])] += 1
     for i in kept:
         for kind, number in row_pii.get(i, {}).items():
             counts[("pii", kind, langs[i])] += number
 
-    indices = pa.array(kept, type=pa.int64())
-    kept_table = table.take(indices)
-    for name, values in (("text", texts), ("pivot_text", pivots), ("meta", metas)):
-        position = kept_table.schema.get_field_index(name)
-        kept_table = kept_table.set_column(position, kept_table.schema.field(name),
-                                           pa.array([values[i] for i in kept], type=pa.string()))
+    columns = {"text": _replaced(sides["text"].column, sides["text"].prepared),
+               "pivot_text": _replaced(sides["pivot_text"].column, sides["pivot_text"].prepared),
+               "meta": _replaced(meta_column, changed_metas)}
+    normalised = table
+    for name, values in columns.items():
+        position = table.schema.get_field_index(name)
+        normalised = normalised.set_column(position, table.schema.field(name), values)
+    kept_table = normalised.take(pa.array(kept, type=pa.int64()))
     original_rows = table.take(pa.array(rejected, type=pa.int64())).to_pylist()
     rejects = pa.Table.from_pylist([
         make_reject(source=row["source"], origin=row["origin"], stage="clean", reason=failures[i][0],
@@ -370,6 +501,7 @@ def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: 
 
 def clean_batches(batches: Iterable[pa.Table | pa.RecordBatch], params: CleanParams, scripts: Mapping[str, str],
                   where: str = "data/interim/ingested.parquet") -> CleanResult:
+    """Clean batches in this process, holding the results in memory (see clean_parquet for files)."""
     result = CleanResult()
     for batch in batches:
         kept, rejects, counts = clean_batch(batch, params, scripts, where)
@@ -377,6 +509,43 @@ def clean_batches(batches: Iterable[pa.Table | pa.RecordBatch], params: CleanPar
         result.rejects.append(rejects)
         result.counts.update(counts)
     return result
+
+
+CLEAN_BATCH_ROWS = 20_000  # rows a worker cleans at a time: enough to amortise the batch-wide passes
+_WORKER_SETTINGS: tuple = ()
+
+
+def _start_clean_worker(params: CleanParams, scripts: Mapping[str, str], where: str) -> None:
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = (params, scripts, where)
+
+
+def _clean_in_worker(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table, Counter]:
+    return clean_batch(batch, *_WORKER_SETTINGS)
+
+
+def clean_parquet(input_path: str | Path, kept_path: str | Path, rejects_path: str | Path, params: CleanParams,
+                  scripts: Mapping[str, str], where: str | None = None, batch_rows: int = CLEAN_BATCH_ROWS,
+                  workers: int | None = None) -> Counter:
+    """Clean a record file into kept and rejects files, sorted by (id, origin), streaming in batches
+    over `workers` processes (all usable cores by default); returns the counts for clean_metrics.
+
+    Memory holds a few batches per worker; the kept rows keep the input's (id, origin) order, so
+    they are written straight through, and rejects spill to disk only when they arrive out of order
+    and outgrow memory (langfoundry.streaming).
+    """
+    source = open_parquet(input_path)
+    counts: Counter = Counter()
+    settings = (params, dict(scripts), where or str(input_path))
+    with SortedParquetWriter(kept_path, source.schema_arrow, ("id", "origin")) as kept, \
+            SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin")) as rejects:
+        results = ordered_map(_clean_in_worker, source.iter_batches(batch_size=batch_rows),
+                              worker_count() if workers is None else workers, _start_clean_worker, settings)
+        for kept_rows, rejected_rows, batch_counts in results:
+            kept.write(kept_rows)
+            rejects.write(rejected_rows)
+            counts.update(batch_counts)
+    return counts
 
 
 def clean_metrics(counts: Counter) -> dict[str, Any]:

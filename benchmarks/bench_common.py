@@ -1,0 +1,177 @@
+"""Shared by the data-stage benchmarks: the seeded reference corpus, a throw-away project around it,
+and stage runs timed with their peak memory (all processes of the run, sampled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_DIR = REPO.parent / "shared" / "bench"  # the reference generator, OpusFilter config and script
+SEED = 12345
+SOURCE_PATHS = ("data/raw/bench/jv.txt", "data/raw/bench/id.txt")
+JSONL_PATH = "data/raw/bench/corpus.jsonl"
+
+
+def reference_dir(path: Path | None) -> Path:
+    bench = path or BENCH_DIR
+    if not (bench / "gen_corpus.py").is_file():
+        raise SystemExit(f"no gen_corpus.py in {bench}; pass --bench-dir (the folder with gen_corpus.py, "
+                         f"opusfilter.yaml and run_opusfilter.sh)")
+    return bench
+
+
+def corpus(folder: Path, pairs: int, bench: Path) -> Path:
+    """The seeded corpus in folder (src.txt, tgt.txt, corpus.jsonl, labels.txt), generated once."""
+    labels = folder / "labels.txt"
+    if labels.exists() and labels.stat().st_size and _line_count(labels) == pairs:
+        return folder
+    print(f"generating {pairs:,} pairs into {folder} ...", flush=True)
+    subprocess.run([sys.executable, str(bench / "gen_corpus.py"), "--n", str(pairs), "--seed", str(SEED),
+                    "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+def _line_count(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 24), b""))
+
+
+def make_project(root: Path, data: Path, overrides: dict[str, object], source_format: str = "txt") -> Path:
+    """A folder the stage scripts can run in: params.yaml (the repository's, with overrides),
+    sources.yaml with the corpus as one parallel source (the line-aligned src.txt/tgt.txt pair, or
+    corpus.jsonl with source_format "jsonl"), the inventory and suites."""
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "data/raw/bench").mkdir(parents=True)
+    (root / "data/inventory").mkdir(parents=True)
+    shutil.copy(REPO / "data/inventory/languages.csv", root / "data/inventory/languages.csv")
+    if (REPO / "expectations").is_dir():
+        shutil.copytree(REPO / "expectations", root / "expectations")
+    source = {"id": "bench", "kind": "parallel", "lang": "jv", "pivot_lang": "id"}
+    if source_format == "jsonl":
+        links = {"corpus.jsonl": JSONL_PATH}
+        source.update(path=JSONL_PATH, format="jsonl", columns={"text": "src", "pivot_text": "tgt"})
+    else:
+        links = dict(zip(("src.txt", "tgt.txt"), SOURCE_PATHS))
+        source.update(path=SOURCE_PATHS[0], pivot_path=SOURCE_PATHS[1], format="txt")
+    for name, target in links.items():
+        try:
+            os.link(data / name, root / target)  # no copy of a large file where the filesystem allows
+        except OSError:
+            shutil.copy(data / name, root / target)
+    sources = {"sources": [source]}
+    (root / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False), encoding="utf-8")
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    for dotted, value in overrides.items():
+        node = params
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if last not in node:
+            raise KeyError(f"params.yaml has no key {dotted}")
+        node[last] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return root
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss: int  # bytes: the most the process and its children held at once, proportional set size
+    output: str
+    report: dict = field(default_factory=dict)
+    peak_rss_sum: int = 0  # the same as a sum of resident set sizes (counts pages forked workers share twice)
+    cpu_seconds: float = 0.0  # user + system time of the process and every child it waited for
+
+
+def _tree_memory(process) -> tuple[int, int]:
+    """(proportional set size, resident set size) of a process and its children, summed. PSS splits
+    a page that several processes share (forked workers share the parent's) among them."""
+    import psutil
+
+    pss = rss = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            info = member.memory_full_info()
+            pss, rss = pss + getattr(info, "pss", info.rss), rss + info.rss
+        except psutil.Error:
+            pass
+    return pss, rss
+
+
+def run_measured(command: list[str], cwd: Path, interval: float = 0.05) -> Run:
+    """Run a command, sampling the memory of its whole process tree."""
+    import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, peak, done = psutil.Process(child.pid), [0, 0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                pss, rss = _tree_memory(process)
+                peak[0], peak[1] = max(peak[0], pss), max(peak[1], rss)
+            except psutil.Error:
+                pass
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = child.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{output[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Run(seconds, peak[0], output, peak_rss_sum=peak[1], cpu_seconds=cpu)
+
+
+def run_stage(project: Path, stage: str, gate: bool = False) -> Run:
+    """A stage's work (benchmarks/stage_work.py: the script's library calls, its gate only if asked)
+    in a process of its own, as DVC would start it; Run.report holds its own timings."""
+    command = [sys.executable, str(REPO / "benchmarks/stage_work.py"), stage] + (["--gate"] if gate else [])
+    run = run_measured(command, project)
+    run.report = json.loads(run.output.strip().splitlines()[-1])
+    return run
+
+
+def startup_seconds(stage: str, cwd: Path, repeats: int = 3) -> float:
+    """Median time to start a stage script and import what it imports (it exits at --help)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(REPO / "stages" / f"{stage}.py"), "--help"], cwd=cwd, check=True,
+                       stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def line_of(origin: str) -> int:
+    """The 1-based line number of an origin "file:line"."""
+    return int(origin.rsplit(":", 1)[1])
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB"

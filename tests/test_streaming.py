@@ -1,0 +1,205 @@
+"""Streaming the data stages: the sorted writer against write_parquet, the ordered process pool, and
+each stage's file-to-file path against its in-memory one, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from langfoundry.config import CleanParams, DedupParams, NearDedupParams
+from langfoundry import dedup
+from langfoundry.dedup import dedup_parquet, dedup_table
+from langfoundry.filters import clean_batches, clean_parquet
+from langfoundry.records import make_record, records_table
+from langfoundry.storage import ROW_GROUP_ROWS, write_parquet
+from langfoundry.streaming import SortedParquetWriter, ordered_map
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = {"jv": "Latn", "id": "Latn", "ml": "Mlym"}
+
+
+def keyed_table(rows: int, seed: int, ties: bool) -> pa.Table:
+    chooser = random.Random(seed)
+    ids = [chooser.choice(["a", "b", None]) if ties else f"{chooser.getrandbits(40):010x}" for _ in range(rows)]
+    origins = [chooser.choice([None, "f:1", "f:2"]) for _ in range(rows)]
+    return pa.table({"id": pa.array(ids, pa.string()), "origin": pa.array(origins, pa.string()),
+                     "row": pa.array(range(rows), pa.int64())})
+
+
+@pytest.mark.parametrize("rows, chunk, memory, ties", [
+    (0, 10, 1 << 20, False), (7, 2, 1 << 20, True), (3000, 111, 1 << 20, False),
+    (20_000, 700, 30_000, False), (20_000, 700, 30_000, True), (ROW_GROUP_ROWS + 5000, 9000, 1 << 21, False),
+])
+def test_sorted_writer_writes_what_write_parquet_writes(tmp_path: Path, rows: int, chunk: int, memory: int,
+                                                        ties: bool) -> None:
+    table = keyed_table(rows, seed=rows, ties=ties)
+    write_parquet(table, tmp_path / "whole.parquet", sort_by=("id", "origin"))
+    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=memory) as writer:
+        for batch in table.to_batches(max_chunksize=chunk):
+            writer.write(batch)
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]  # runs removed
+    if memory < 100_000 and rows:
+        assert writer._runs, "the small memory budget should have spilled runs"
+
+
+def test_rows_in_order_pass_straight_through(tmp_path: Path) -> None:
+    table = keyed_table(5000, seed=1, ties=False).sort_by([("id", "ascending"), ("origin", "ascending")])
+    with SortedParquetWriter(tmp_path / "out.parquet", table.schema, ("id", "origin"), memory_bytes=1000) as writer:
+        for batch in table.to_batches(max_chunksize=300):
+            writer.write(batch)
+    assert not writer._runs
+    assert pq.read_table(tmp_path / "out.parquet").equals(table)
+
+
+def test_a_failed_write_leaves_no_partial_output(tmp_path: Path) -> None:
+    table = keyed_table(1000, seed=2, ties=False)
+    with pytest.raises(RuntimeError):
+        with SortedParquetWriter(tmp_path / "out.parquet", table.schema, ("id",), memory_bytes=1000) as writer:
+            for batch in table.to_batches(max_chunksize=100):
+                writer.write(batch)
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _square(value: int) -> int:
+    return value * value
+
+
+def _boom(value: int) -> int:
+    if value == 5:
+        raise ValueError("five")
+    return value
+
+
+def test_ordered_map_keeps_order_and_raises_errors() -> None:
+    assert list(ordered_map(_square, range(40), workers=2)) == [value * value for value in range(40)]
+    assert list(ordered_map(_square, [3], workers=2)) == [9]
+    with pytest.raises(ValueError, match="five"):
+        list(ordered_map(_boom, range(10), workers=2))
+
+
+# --- stages: streamed files against the in-memory functions ---------------------------------------------
+
+
+def corpus(rows: int) -> list[dict]:
+    chooser = random.Random(7)
+    words = ["omah", "banyu", "segara", "wit", "kali", "angin", "lemah", "geni", "é", "ngène", "Wong", "mlaku"]
+    out = []
+    for line in range(1, rows + 1):
+        sentence = " ".join(chooser.choice(words) for _ in range(chooser.randint(1, 12)))
+        variant = chooser.random()
+        if variant < 0.05:
+            sentence = "123 456 7890 --"
+        elif variant < 0.1:
+            sentence = "omah " * 6
+        elif variant < 0.15:
+            sentence = "  Wong\u00a0mlaku  ing\u200b dalan "  # needs normalising
+        elif variant < 0.2:
+            sentence = "മലയാളം " + sentence
+        pivot = " ".join(chooser.choice(words) for _ in range(chooser.randint(1, 10)))
+        out.append(make_record(source="s", kind="parallel", lang="jv", text=sentence, pivot_lang="id", pivot_text=pivot,
+                               origin=f"data/raw/s.txt:{line}"))
+    out += out[:: 9]  # exact duplicates, same origin (as ingest never makes, but a file may hold)
+    return out
+
+
+@pytest.mark.parametrize("params", [CleanParams(), CleanParams(repetition_unit="substrings", max_word_repeats=2,
+                                                                 script_ratio_without_letters="pass", scrub_pii=False)])
+def test_clean_parquet_equals_clean_batches(tmp_path: Path, params: CleanParams) -> None:
+    table = records_table(corpus(3000))
+    write_parquet(table, tmp_path / "in.parquet", sort_by=("id", "origin"))
+    result = clean_batches(pq.read_table(tmp_path / "in.parquet").to_batches(max_chunksize=500), params, SCRIPTS)
+    write_parquet(result.kept_table(table.schema), tmp_path / "kept.parquet", sort_by=("id", "origin"))
+    write_parquet(result.rejects_table(), tmp_path / "rejects.parquet", sort_by=("id", "origin"))
+    for workers in (1, 2):
+        counts = clean_parquet(tmp_path / "in.parquet", tmp_path / "k.parquet", tmp_path / "r.parquet", params, SCRIPTS,
+                               batch_rows=400, workers=workers)
+        assert counts == result.counts
+        assert (tmp_path / "k.parquet").read_bytes() == (tmp_path / "kept.parquet").read_bytes()
+        assert (tmp_path / "r.parquet").read_bytes() == (tmp_path / "rejects.parquet").read_bytes()
+
+
+@pytest.mark.parametrize("near, held", [(False, True), (True, True), (True, False)])
+def test_dedup_parquet_equals_dedup_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, near: bool,
+                                          held: bool) -> None:
+    if not held:  # read the file again for each pass, as a large one is
+        monkeypatch.setattr(dedup, "IN_MEMORY_BYTES", 0)
+    params = DedupParams(near=NearDedupParams(enabled=near))
+    table = records_table(corpus(2000))
+    write_parquet(table, tmp_path / "in.parquet", sort_by=("id", "origin"))
+    result = dedup_table(table, params)
+    assert result.rejects.num_rows > 0
+    write_parquet(result.kept, tmp_path / "kept.parquet", sort_by=("id", "origin"))
+    write_parquet(result.rejects, tmp_path / "rejects.parquet", sort_by=("id", "origin"))
+    for workers in (1, 2):
+        counts = dedup_parquet(tmp_path / "in.parquet", tmp_path / "k.parquet", tmp_path / "r.parquet", params,
+                               workers=workers, batch_rows=300)
+        assert counts == result.counts
+        assert (tmp_path / "k.parquet").read_bytes() == (tmp_path / "kept.parquet").read_bytes()
+        assert (tmp_path / "r.parquet").read_bytes() == (tmp_path / "rejects.parquet").read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.parquet", "k.parquet", "kept.parquet",
+                                                                "r.parquet", "rejects.parquet"]  # band spill removed
+
+
+# --- ingest: the column path for parallel text against SourceMapper.record, and the streamed files -----
+
+
+def parallel_repo(root: Path) -> list:
+    from langfoundry.config import Source
+
+    raw = root / "data/raw"
+    raw.mkdir(parents=True)
+    targets = ["Omah gedhe.", "", "  ", "Banyu\u00a0mili", "x" * 50, "Segara", "ngguyu ", "wit"]
+    pivots = ["Rumah besar.", "air", "kosong", "Air mengalir", "y", "\t", "tertawa", "pohon"]
+    (raw / "jv.txt").write_text("\n".join(targets) + "\n", encoding="utf-8")
+    (raw / "id.txt").write_text("\n".join(pivots) + "\n", encoding="utf-8")
+    lines = [{"src": target, "tgt": pivot} for target, pivot in zip(targets, pivots)]
+    lines += [{"src": 12, "tgt": "dua belas"}, {"src": "a\ud800b", "tgt": "c"}, {"src": "kali"}]
+    (raw / "corpus.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return [Source(id="aligned", kind="parallel", lang="jv", pivot_lang="id", path="data/raw/jv.txt",
+                   pivot_path="data/raw/id.txt", format="txt"),
+            Source(id="lines", kind="parallel", lang="jv", pivot_lang="id", path="data/raw/corpus.jsonl",
+                   columns={"text": "src", "pivot_text": "tgt"})]
+
+
+def test_parallel_columns_make_the_records_source_mapper_makes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langfoundry import ingest
+    from langfoundry.config import IngestParams
+    from langfoundry.inventory import load_inventory
+    from langfoundry.readers.rows import Row
+
+    sources = parallel_repo(tmp_path)
+    inventory = load_inventory(REPO / "data/inventory/languages.csv")
+    fast = ingest.ingest_sources(sources, IngestParams(), inventory, root=tmp_path)
+    monkeypatch.setattr(ingest.ParallelColumns, "add_values", lambda self, origin, text, pivot: False)
+    monkeypatch.setattr(ingest.ParallelColumns, "add_block", lambda self, name, block: [
+        Row(f"{name}:{block.first + index}", {"text": text, "pivot_text": pivot})
+        for index, (text, pivot) in enumerate(zip(block.texts, block.pivots))])
+    slow = ingest.ingest_sources(sources, IngestParams(), inventory, root=tmp_path)
+    assert fast.records.num_rows > 0 and fast.rejects.num_rows > 0
+    order = [("id", "ascending"), ("origin", "ascending")]
+    assert fast.records.sort_by(order).equals(slow.records.sort_by(order))
+    assert fast.rejects.sort_by([("origin", "ascending")]).equals(slow.rejects.sort_by([("origin", "ascending")]))
+    assert fast.metrics == slow.metrics
+
+
+def test_ingest_to_files_writes_what_write_outputs_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from langfoundry import ingest, streaming
+    from langfoundry.config import IngestParams
+    from langfoundry.inventory import load_inventory
+
+    sources = parallel_repo(tmp_path)
+    inventory = load_inventory(REPO / "data/inventory/languages.csv")
+    metrics = ingest.write_outputs(ingest.ingest_sources(sources, IngestParams(), inventory, root=tmp_path), root=tmp_path)
+    whole = [(tmp_path / path).read_bytes() for path in (ingest.RECORDS_PATH, ingest.REJECTS_PATH, ingest.METRICS_PATH)]
+    monkeypatch.setattr(streaming, "SORT_MEMORY_BYTES", 1)  # spill every chunk
+    monkeypatch.setattr(ingest.SortedParquetWriter.__init__, "__defaults__", (1,))
+    streamed_metrics = ingest.ingest_to_files(sources, IngestParams(), inventory, root=tmp_path)
+    streamed = [(tmp_path / path).read_bytes() for path in (ingest.RECORDS_PATH, ingest.REJECTS_PATH, ingest.METRICS_PATH)]
+    assert streamed == whole and streamed_metrics["rows_read"] == metrics["rows_read"] == 19
