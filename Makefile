@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro cycle pr-report test test-fast bench bench-data bench-scale clean-venv
+.PHONY: venv repro cycle pr-report test test-fast bench bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv
 
 venv: $(STAMP)
 
@@ -46,8 +46,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	python -m pytest -q -m "not slow"
 
-bench: $(STAMP)
+# Every figure of README's Performance section (about half an hour on 2 cores, most of it the 10M-pair run);
+# the parts alone: bench-pipeline, bench-model, bench-data, bench-scale; bench-gpu needs a CUDA GPU.
+bench: bench-pipeline bench-model bench-data bench-scale
+
+bench-pipeline: $(STAMP)
 	python benchmarks/bench_pipeline.py
+
+# Batched against one-at-a-time evaluation, packed against padded training, on the default run's outputs.
+bench-model: $(STAMP)
+	dvc repro evaluate
+	python benchmarks/bench_eval.py
+	python benchmarks/bench_training.py
 
 # Data stages against OpusFilter 3.3.1 (its own venv, from PyPI, once) and near-duplicate removal on the
 # seeded 200,000-pair corpus of ../shared/bench; bench-scale: 10 million pairs in bounded memory (long).
@@ -57,6 +67,9 @@ bench-data: $(STAMP)
 
 bench-scale: $(STAMP)
 	python benchmarks/bench_scale.py
+
+bench-gpu: $(STAMP)
+	python benchmarks/bench_gpu.py
 
 clean-venv:
 	rm -rf $(VENV)
