@@ -17,6 +17,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from repo_copy import override_params  # noqa: E402
+
 BENCH_DIR = REPO.parent / "shared" / "bench"  # the reference generator, OpusFilter config and script
 SEED = 12345
 SOURCE_PATHS = ("data/raw/bench/jv.txt", "data/raw/bench/id.txt")
@@ -72,16 +75,8 @@ def make_project(root: Path, data: Path, overrides: dict[str, object], source_fo
             shutil.copy(data / name, root / target)
     sources = {"sources": [source]}
     (root / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False), encoding="utf-8")
-    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    for dotted, value in overrides.items():
-        node = params
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        if last not in node:
-            raise KeyError(f"params.yaml has no key {dotted}")
-        node[last] = value
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    override_params(root, overrides)
     return root
 
 
