@@ -147,41 +147,37 @@ class ScriptCheck:
     flags: list[dict[str, Any]] = field(default_factory=list)
 
 
+def iter_sides(path: Path, made_by: str) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(side, lang, text, row) for each non-empty side of each row of a record table, streamed."""
+    columns = ("id", "source", "origin", "lang", "text", "pivot_lang", "pivot_text")
+    for batch in iter_batches(path, columns, made_by):
+        for row in batch.to_pylist():
+            for side, lang_column in SIDES:
+                if row[side] and row[lang_column]:
+                    yield side, row[lang_column], row[side], row
+
+
 def check_scripts(paths: CoveragePaths, scripts: Mapping[str, str]) -> ScriptCheck:
     """Every raw row's sides: is the dominant script the language's script in the inventory?"""
     check = ScriptCheck()
-    columns = ("id", "source", "origin", "lang", "text", "pivot_lang", "pivot_text")
-    for batch in iter_batches(paths.ingested, columns, "ingest"):
-        data = batch.to_pydict()
-        for i in range(batch.num_rows):
-            for side, lang_column in SIDES:
-                lang, text = data[lang_column][i], data[side][i]
-                if not text or not lang:
-                    continue
-                check.checked += 1
-                observed = script_mismatch(text, scripts.get(lang))
-                if observed:
-                    check.flagged[(lang, observed)] += 1
-                    if check.flagged[(lang, observed)] > SCRIPT_FLAGS_PER_GROUP:
-                        continue
-                    check.flags.append({"check": "script", "lang": lang, "expected": scripts[lang], "observed": observed,
-                                        "id": data["id"][i], "source": data["source"][i], "origin": data["origin"][i],
-                                        "side": side, "text": text[:200]})
+    for side, lang, text, row in iter_sides(paths.ingested, "ingest"):
+        check.checked += 1
+        observed = script_mismatch(text, scripts.get(lang))
+        if observed:
+            check.flagged[(lang, observed)] += 1
+            if check.flagged[(lang, observed)] > SCRIPT_FLAGS_PER_GROUP:
+                continue
+            check.flags.append({"check": "script", "lang": lang, "expected": scripts[lang], "observed": observed,
+                                "id": row["id"], "source": row["source"], "origin": row["origin"],
+                                "side": side, "text": text[:200]})
     return check
 
 
 def sample_clean_texts(paths: CoveragePaths, size: int, folds: int) -> list[Sample]:
     """A bounded, hash-chosen sample of distinct clean texts per language (both sides of pairs)."""
     reservoir = SampleReservoir(size, folds)
-    columns = ("id", "source", "origin", "lang", "text", "pivot_lang", "pivot_text")
-    for batch in iter_batches(paths.clean, columns, "clean"):
-        data = batch.to_pydict()
-        for i in range(batch.num_rows):
-            for side, lang_column in SIDES:
-                lang, text = data[lang_column][i], data[side][i]
-                if text and lang:
-                    reservoir.offer(lang, comparison_key(text), text, data["id"][i], data["origin"][i],
-                                    data["source"][i], side)
+    for side, lang, text, row in iter_sides(paths.clean, "clean"):
+        reservoir.offer(lang, comparison_key(text), text, row["id"], row["origin"], row["source"], side)
     return reservoir.samples()
 
 
