@@ -38,7 +38,7 @@ cycle: $(STAMP)
 # reports/pr.md: metric, parameter, per-language and curve changes against BASE (run the pipeline first).
 BASE ?= origin/main
 pr-report: $(STAMP)
-	python -m langfoundry.pr_report --base $(BASE) $(if $(PLOTS_LINK),--plots-link $(PLOTS_LINK))
+	python -m langfoundry.reports.pr_report --base $(BASE) $(if $(PLOTS_LINK),--plots-link $(PLOTS_LINK))
 
 test: $(STAMP)
 	python -m pytest -q

@@ -16,7 +16,7 @@ rest the completion (a `completion_mask`, as TRL's tokenisation of a prompt-comp
 Every run trains on the same examples; max_length is the sequence length.
 
 Runs, one after another with a fresh model each:
-  1. langfoundry, padded: langfoundry.training.build_trainer, the train stage's own trainer (its SFTConfig,
+  1. langfoundry, padded: langfoundry.model.training.build_trainer, the train stage's own trainer (its SFTConfig,
      LoRA config, callbacks), with params.yaml's train section except max_length (--seq-len), batch_size
      (--batch-size), gradient_accumulation 1, max_steps (--steps) and packing false. Only where the model and
      the examples come from is replaced (training.load_base and training.load_sft_dataset).
@@ -149,12 +149,12 @@ class Workload:
 
 @contextlib.contextmanager
 def project_inputs(model, tokenizer, dataset) -> Iterator[None]:
-    """langfoundry.training with its model and examples replaced by ours, for the duration.
+    """langfoundry.model.training with its model and examples replaced by ours, for the duration.
 
     build_trainer reads a base model from a folder and chat examples from jsonl; a random 0.5B model has no
     folder (saving and reloading 1 GB would time the disk) and random ids no text. Everything else is its own.
     """
-    from langfoundry import training
+    from langfoundry.model import training
 
     originals = training.load_base, training.load_sft_dataset
     training.load_base = lambda base_dir, params, trust_remote_code=False: (model, tokenizer)
@@ -166,8 +166,8 @@ def project_inputs(model, tokenizer, dataset) -> Iterator[None]:
 
 
 def project_trainer(model, tokenizer, dataset, work: Workload, packing: bool, workdir: Path):
-    from langfoundry.config import load_params
-    from langfoundry.training import build_trainer
+    from langfoundry.core.config import load_params
+    from langfoundry.model.training import build_trainer
 
     params = load_params(REPO / "params.yaml")
     train = params.train.model_copy(update={"packing": packing, "max_length": work.seq_len, "batch_size": work.batch_size,
@@ -183,7 +183,7 @@ def baseline_trainer(model, tokenizer, dataset, work: Workload, workdir: Path):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from langfoundry.config import load_params
+    from langfoundry.core.config import load_params
 
     params = load_params(REPO / "params.yaml").train
     config = SFTConfig(

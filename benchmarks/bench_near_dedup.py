@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import corpus, line_of, load_average, make_project, mib, reference_dir, run_stage  # noqa: E402
 
-import langfoundry.dedup as dedup  # noqa: E402
-from langfoundry.config import load_params  # noqa: E402
-from langfoundry.normalize import comparison_key  # noqa: E402
+import langfoundry.clean.dedup as dedup  # noqa: E402
+from langfoundry.core.config import load_params  # noqa: E402
+from langfoundry.core.normalize import comparison_key  # noqa: E402
 
 
 def outcomes(rejects: Path) -> dict[int, str]:

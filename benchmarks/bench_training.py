@@ -5,7 +5,7 @@ Usage:
     .venv/bin/python benchmarks/bench_training.py --max-steps 2        # a smoke test
     .venv/bin/python benchmarks/bench_training.py --out DIR --keep
 
-Both runs call langfoundry.training.train_adapter, the function stages/train.py calls, on the pipeline's
+Both runs call langfoundry.model.training.train_adapter, the function stages/train.py calls, on the pipeline's
 data/processed/{train,val}.jsonl and models/base (`make repro` makes them), with params.yaml's train section
 except train.packing (false, then true) and train.max_steps (--max-steps). Adapters, checkpoints and curves go to
 a temporary folder, so the repository is untouched. Prints a Markdown table per run: steps, wall seconds (the
@@ -147,12 +147,12 @@ def throughput(tokens: float, seconds: float) -> float:
 
 @contextlib.contextmanager
 def probed_trainers(probes: list[StepProbe]) -> Iterator[None]:
-    """Attach a fresh StepProbe to every trainer langfoundry.training.build_trainer builds meanwhile.
+    """Attach a fresh StepProbe to every trainer langfoundry.model.training.build_trainer builds meanwhile.
 
     train_adapter builds its trainer and trains it in one call; replacing the module's build_trainer for the
     duration is the one way in that leaves the stage's code as it is.
     """
-    from langfoundry import training
+    from langfoundry.model import training
 
     original = training.build_trainer
 
@@ -180,8 +180,8 @@ class RunResult:
 
 
 def run_training(name: str, packing: bool, max_steps: int, repo: Path, workdir: Path) -> RunResult:
-    from langfoundry.config import load_params
-    from langfoundry.training import train_adapter
+    from langfoundry.core.config import load_params
+    from langfoundry.model.training import train_adapter
 
     params = load_params(repo / "params.yaml")
     train = params.train.model_copy(update={"packing": packing, "max_steps": max_steps})

@@ -20,10 +20,10 @@ from pathlib import Path  # noqa: E402
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from langfoundry.config import load_params, load_sources  # noqa: E402
-from langfoundry.errors import UserError  # noqa: E402
-from langfoundry.inventory import load_inventory  # noqa: E402
-from langfoundry.storage import write_metrics  # noqa: E402
+from langfoundry.core.config import load_params, load_sources  # noqa: E402
+from langfoundry.core.errors import UserError  # noqa: E402
+from langfoundry.core.inventory import load_inventory  # noqa: E402
+from langfoundry.core.storage import write_metrics  # noqa: E402
 
 INGESTED, CLEAN, CLEAN_REJECTS = Path("data/interim/ingested.parquet"), Path("data/interim/clean.parquet"), \
     Path("data/interim/clean_rejects.parquet")
@@ -34,11 +34,11 @@ def imports(stage: str) -> None:
     """What the stage script imports for its work (its gate's imports come with the gate)."""
     global ingest, filters, dedup
     if stage == "ingest":
-        from langfoundry import ingest
+        from langfoundry.data import ingest
     elif stage == "clean":
-        from langfoundry import filters
+        from langfoundry.clean import filters
     else:
-        from langfoundry import dedup
+        from langfoundry.clean import dedup
 
 
 def work(stage: str, params, inventory) -> dict:
@@ -53,8 +53,8 @@ def work(stage: str, params, inventory) -> dict:
 
 
 def gate(stage: str, params, inventory, metrics: dict) -> str:
-    from langfoundry.quality import gate as run_gate
-    from langfoundry.quality_tables import clean_tables, ingested_tables
+    from langfoundry.gates.gate import gate as run_gate
+    from langfoundry.gates.tables import clean_tables, ingested_tables
 
     scripts = {tag: language.script for tag, language in inventory.items()}
     if stage == "ingest":

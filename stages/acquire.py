@@ -3,9 +3,9 @@
 import argparse
 import logging
 
-from langfoundry.acquire import ACQUIRED_ROOT, acquire_sources
-from langfoundry.config import load_sources
-from langfoundry.errors import stage_entry
+from langfoundry.data.acquire import ACQUIRED_ROOT, acquire_sources
+from langfoundry.core.config import load_sources
+from langfoundry.core.errors import stage_entry
 
 
 def main(args: argparse.Namespace) -> None:

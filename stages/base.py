@@ -3,11 +3,11 @@
 import argparse
 import logging
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.scratch import prepare_base
-from langfoundry.timings import write_stage_metrics
-from langfoundry.vocab_extension import extend_base
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.model.base import prepare_base
+from langfoundry.core.timings import write_stage_metrics
+from langfoundry.model.vocab_extension import extend_base
 
 
 def main(args: argparse.Namespace) -> None:

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from langfoundry.config import load_params
-from langfoundry.errors import UserError, stage_entry
-from langfoundry.filters import clean_metrics, clean_parquet
-from langfoundry.inventory import load_inventory
-from langfoundry.quality import gate
-from langfoundry.quality_tables import clean_tables
-from langfoundry.records import require_record_columns
-from langfoundry.storage import write_metrics
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import UserError, stage_entry
+from langfoundry.clean.filters import clean_metrics, clean_parquet
+from langfoundry.core.inventory import load_inventory
+from langfoundry.gates.gate import gate
+from langfoundry.gates.tables import clean_tables
+from langfoundry.core.records import require_record_columns
+from langfoundry.core.storage import write_metrics
 
 INPUT = Path("data/interim/ingested.parquet")
 KEPT = Path("data/interim/clean.parquet")

@@ -2,12 +2,12 @@
 
 import argparse
 
-from langfoundry.config import load_params, load_sources
-from langfoundry.coverage import CoveragePaths, build_coverage
-from langfoundry.coverage_report import render_chart, render_report
-from langfoundry.errors import stage_entry
-from langfoundry.inventory import load_inventory
-from langfoundry.storage import write_jsonl, write_metrics
+from langfoundry.core.config import load_params, load_sources
+from langfoundry.reports.coverage import CoveragePaths, build_coverage
+from langfoundry.reports.coverage_report import render_chart, render_report
+from langfoundry.core.errors import stage_entry
+from langfoundry.core.inventory import load_inventory
+from langfoundry.core.storage import write_jsonl, write_metrics
 
 
 def main(args: argparse.Namespace) -> None:

@@ -3,11 +3,11 @@
 import argparse
 from pathlib import Path
 
-from langfoundry.config import load_params
-from langfoundry.dedup import dedup_metrics, dedup_parquet
-from langfoundry.errors import stage_entry
-from langfoundry.records import check_records_file
-from langfoundry.storage import write_metrics
+from langfoundry.core.config import load_params
+from langfoundry.clean.dedup import dedup_metrics, dedup_parquet
+from langfoundry.core.errors import stage_entry
+from langfoundry.core.records import check_records_file
+from langfoundry.core.storage import write_metrics
 
 INPUT = Path("data/interim/clean.parquet")
 KEPT = Path("data/interim/dedup.parquet")

@@ -2,9 +2,9 @@
 
 import argparse
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.evaluation import run_evaluation
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.model.evaluation import run_evaluation
 
 
 def main(args: argparse.Namespace) -> None:

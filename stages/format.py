@@ -3,14 +3,14 @@
 import argparse
 from pathlib import Path
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.formats import format_metrics, format_records
-from langfoundry.inventory import load_inventory
-from langfoundry.quality import gate
-from langfoundry.quality_tables import processed_tables
-from langfoundry.records import read_records
-from langfoundry.storage import write_jsonl, write_metrics
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.data.chat import format_metrics, format_records
+from langfoundry.core.inventory import load_inventory
+from langfoundry.gates.gate import gate
+from langfoundry.gates.tables import processed_tables
+from langfoundry.core.records import read_records
+from langfoundry.core.storage import write_jsonl, write_metrics
 
 SPLIT_TABLE = Path("data/interim/split.parquet")
 OUT_DIR = Path("data/processed")

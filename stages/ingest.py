@@ -5,12 +5,12 @@ import logging
 
 import pyarrow.parquet as pq
 
-from langfoundry.config import load_params, load_sources
-from langfoundry.errors import stage_entry
-from langfoundry.ingest import METRICS_PATH, RECORDS_PATH, REJECTS_PATH, ingest_to_files
-from langfoundry.inventory import load_inventory
-from langfoundry.quality import gate
-from langfoundry.quality_tables import ingested_tables
+from langfoundry.core.config import load_params, load_sources
+from langfoundry.core.errors import stage_entry
+from langfoundry.data.ingest import METRICS_PATH, RECORDS_PATH, REJECTS_PATH, ingest_to_files
+from langfoundry.core.inventory import load_inventory
+from langfoundry.gates.gate import gate
+from langfoundry.gates.tables import ingested_tables
 
 
 def main(args: argparse.Namespace) -> None:

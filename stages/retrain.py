@@ -7,10 +7,10 @@ says it too, for `make cycle`: 0 when a cycle is due, 3 when none is (1 stays an
 import argparse
 import sys
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.retrain import RETRAIN_METRICS, check
-from langfoundry.storage import write_metrics
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.reports.retrain import RETRAIN_METRICS, check
+from langfoundry.core.storage import write_metrics
 
 NOT_DUE = 3
 

@@ -3,14 +3,14 @@
 import argparse
 from pathlib import Path
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.inventory import load_inventory
-from langfoundry.quality import gate
-from langfoundry.quality_tables import split_tables
-from langfoundry.records import read_records
-from langfoundry.split import assign_splits, split_metrics
-from langfoundry.storage import write_metrics, write_parquet
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.core.inventory import load_inventory
+from langfoundry.gates.gate import gate
+from langfoundry.gates.tables import split_tables
+from langfoundry.core.records import read_records
+from langfoundry.data.split import assign_splits, split_metrics
+from langfoundry.core.storage import write_metrics, write_parquet
 
 INPUT = Path("data/interim/dedup.parquet")
 OUTPUT = Path("data/interim/split.parquet")

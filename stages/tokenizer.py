@@ -2,11 +2,11 @@
 
 import argparse
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.storage import write_metrics
-from langfoundry.tokenizer_analysis import analyse_base, load_split_examples
-from langfoundry.tokenizer_report import write_report
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.core.storage import write_metrics
+from langfoundry.model.tokenizer_analysis import analyse_base, load_split_examples
+from langfoundry.reports.tokenizer_report import write_report
 
 
 def main(args: argparse.Namespace) -> None:

@@ -3,11 +3,11 @@
 import argparse
 import logging
 
-from langfoundry.config import load_params
-from langfoundry.errors import stage_entry
-from langfoundry.retrain import data_version
-from langfoundry.timings import write_stage_metrics
-from langfoundry.training import train_adapter
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import stage_entry
+from langfoundry.reports.retrain import data_version
+from langfoundry.core.timings import write_stage_metrics
+from langfoundry.model.training import train_adapter
 
 
 def main(args: argparse.Namespace) -> None:

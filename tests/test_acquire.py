@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from langfoundry.acquire import ACQUIRED_ROOT, acquire_sources
-from langfoundry.config import load_sources
-from langfoundry.errors import UserError
+from langfoundry.data.acquire import ACQUIRED_ROOT, acquire_sources
+from langfoundry.core.config import load_sources
+from langfoundry.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = {"name": "banyumasan-corpus", "version": "0.1.0", "resource": "banyumasan_corpus/data/corpus.json"}

@@ -31,11 +31,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from langfoundry.cli import main as cli_main
-from langfoundry.config import IngestParams, Source
-from langfoundry.errors import UserError
-from langfoundry.ingest import IngestResult, ingest_sources
-from langfoundry.inventory import load_inventory
+from langfoundry.cli.main import main as cli_main
+from langfoundry.core.config import IngestParams, Source
+from langfoundry.core.errors import UserError
+from langfoundry.data.ingest import IngestResult, ingest_sources
+from langfoundry.core.inventory import load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
@@ -278,9 +278,9 @@ def test_a_header_only_file_adds_no_rows_and_warns(repo, caplog):
 
 PEAK_MEMORY = """
 import json, resource, sys
-from langfoundry.config import IngestParams, Source
-from langfoundry.ingest import ingest_sources
-from langfoundry.inventory import load_inventory
+from langfoundry.core.config import IngestParams, Source
+from langfoundry.data.ingest import ingest_sources
+from langfoundry.core.inventory import load_inventory
 sources = [Source(id=f"s{i}", kind="monolingual", lang="jv", path=path) for i, path in enumerate(sys.argv[1:])]
 result = ingest_sources(sources, IngestParams(), load_inventory())
 print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langfoundry.checker import parse_mapping, script_shares
-from langfoundry.cli import main as cli_main
-from langfoundry.config import IngestParams, Params, Source
-from langfoundry.errors import UserError
-from langfoundry.ingest import ingest_sources
-from langfoundry.inventory import load_inventory
+from langfoundry.cli.check import parse_mapping, script_shares
+from langfoundry.cli.main import main as cli_main
+from langfoundry.core.config import IngestParams, Params, Source
+from langfoundry.core.errors import UserError
+from langfoundry.data.ingest import ingest_sources
+from langfoundry.core.inventory import load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -100,7 +100,7 @@ def test_errors_name_the_command_options_not_sources_yaml(repo, capsys):
 
 
 def test_no_traceback_unless_verbose(repo):
-    command = [sys.executable, "-m", "langfoundry.cli", "check", "data/raw/missing.csv", *DICTIONARY]
+    command = [sys.executable, "-m", "langfoundry.cli.main", "check", "data/raw/missing.csv", *DICTIONARY]
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr == "error: data/raw/missing.csv: not found; give the path of the file to check\n"
     done = subprocess.run(command + ["--verbose"], capture_output=True, text=True)

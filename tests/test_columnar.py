@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from langfoundry import columnar
-from langfoundry.dedup import content_keys
-from langfoundry.filters import (
+from langfoundry.clean import columnar
+from langfoundry.clean.dedup import content_keys
+from langfoundry.clean.filters import (
     _LATIN1_WORD_TABLE, MAX_REPEAT_CHARS, _latin1_measures, measure_text, repeated_run, repeated_substring, scrub_pii,
 )
-from langfoundry.normalize import comparison_key, normalize_text
-from langfoundry.readers import encoding
-from langfoundry.records import make_record, records_table
+from langfoundry.core.normalize import comparison_key, normalize_text
+from langfoundry.data.readers import encoding
+from langfoundry.core.records import make_record, records_table
 
 LATIN1_SAMPLE = "ab cdeé Ààß µª x.,;'!?-<@12 3\u00a0\u00ad\x7f\t"
 plain_texts = st.text(alphabet="abcé Àe.,'!-1", max_size=40).map(lambda text: " ".join(text.split()))
@@ -162,9 +162,9 @@ def test_lines_in_blocks_equal_lines_one_by_one(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.parametrize("block", [3, 17, 1 << 20])
 def test_aligned_rows_do_not_depend_on_block_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
-    from langfoundry.config import Source
-    from langfoundry.errors import UserError
-    from langfoundry.readers.text import read_aligned
+    from langfoundry.core.config import Source
+    from langfoundry.core.errors import UserError
+    from langfoundry.data.readers.text import read_aligned
 
     source = Source(id="s", kind="parallel", lang="jv", pivot_lang="id", path="a.txt", pivot_path="b.txt")
     (tmp_path / "a.txt").write_bytes(b"siji\nloro \xff\n\ntelu papat\r\nlima\n")

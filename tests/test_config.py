@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langfoundry.cli import main as cli_main
-from langfoundry.config import load_params, load_sources
-from langfoundry.errors import UserError
+from langfoundry.cli.main import main as cli_main
+from langfoundry.core.config import load_params, load_sources
+from langfoundry.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def _models(model: type, seen: set | None = None) -> set:
 
 
 def test_every_section_forbids_unknown_keys_and_coercion() -> None:
-    from langfoundry.config import Params, Sources
+    from langfoundry.core.config import Params, Sources
 
     models = _models(Params) | _models(Sources)
     assert len(models) > 10
@@ -142,7 +142,7 @@ def test_bleu_tokenizers_allowed_are_sacrebleus() -> None:
 
     from sacrebleu.metrics.bleu import BLEU
 
-    from langfoundry.config import EvaluateParams
+    from langfoundry.core.config import EvaluateParams
 
     assert sorted(get_args(EvaluateParams.model_fields["bleu_tokenize"].annotation)) == sorted(BLEU.TOKENIZERS)
 

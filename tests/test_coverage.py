@@ -12,17 +12,17 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from langfoundry import coverage as coverage_module
-from langfoundry.config import AcquireSpec, CoverageParams, HuggingFaceSpec, Source
-from langfoundry.coverage import CoveragePaths, build_coverage, count_jsonl, count_parquet, missing_inputs
-from langfoundry.coverage_report import render_chart, render_report
-from langfoundry.errors import UserError
-from langfoundry.inventory import Language
-from langfoundry.langcheck import (NgramIdentifier, PackagedIdentifier, SampleReservoir, dominant_script,
+from langfoundry.reports import coverage as coverage_module
+from langfoundry.core.config import AcquireSpec, CoverageParams, HuggingFaceSpec, Source
+from langfoundry.reports.coverage import CoveragePaths, build_coverage, count_jsonl, count_parquet, missing_inputs
+from langfoundry.reports.coverage_report import render_chart, render_report
+from langfoundry.core.errors import UserError
+from langfoundry.core.inventory import Language
+from langfoundry.clean.langcheck import (NgramIdentifier, PackagedIdentifier, SampleReservoir, dominant_script,
                                    run_identifier, script_codes)
-from langfoundry.normalize import comparison_key
-from langfoundry.records import make_record, make_reject, records_table, rejects_table
-from langfoundry.storage import write_jsonl, write_parquet
+from langfoundry.core.normalize import comparison_key
+from langfoundry.core.records import make_record, make_reject, records_table, rejects_table
+from langfoundry.core.storage import write_jsonl, write_parquet
 
 INVENTORY = {
     "jv-x-banyumas": Language("Banyumasan", "jav", "jv-x-banyumas", "Latn", "Java", "Austronesian", "priority", 50),
@@ -266,9 +266,9 @@ def test_report_and_chart_are_deterministic(built, tmp_path):
 
 
 def test_planned_sources_are_listed_but_neither_acquired_nor_ingested(tmp_path):
-    from langfoundry.acquire import acquire_sources
-    from langfoundry.config import IngestParams
-    from langfoundry.ingest import ingest_sources
+    from langfoundry.data.acquire import acquire_sources
+    from langfoundry.core.config import IngestParams
+    from langfoundry.data.ingest import ingest_sources
 
     inventory = {tag: language for tag, language in INVENTORY.items()}
     later = Source(id="later", kind="monolingual", lang="bug", path="data/raw/bugis.txt", planned=True)

@@ -11,11 +11,11 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langfoundry.config import DedupParams, NearDedupParams
-from langfoundry.dedup import dedup_metrics, dedup_table, minhash_signatures, shingle_hashes
-from langfoundry.normalize import comparison_key
-from langfoundry.records import REJECT_COLUMNS, make_record, records_table
-from langfoundry.storage import write_parquet
+from langfoundry.core.config import DedupParams, NearDedupParams
+from langfoundry.clean.dedup import dedup_metrics, dedup_table, minhash_signatures, shingle_hashes
+from langfoundry.core.normalize import comparison_key
+from langfoundry.core.records import REJECT_COLUMNS, make_record, records_table
+from langfoundry.core.storage import write_parquet
 
 PARAMS = DedupParams()
 SENTENCE = ("Wong Banyumas kuwe nek ngomong ora nganggo basa krama, ananging nganggo basa ngapak "

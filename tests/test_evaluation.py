@@ -11,12 +11,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from langfoundry.config import EvaluateParams, FormatParams
-from langfoundry.errors import UserError
-from langfoundry.formats import format_records
-from langfoundry.records import make_record, records_table
-from langfoundry.scoring import DictionaryBaseline, Scorer, exact_match, one_line, select_examples
-from langfoundry.storage import read_jsonl, write_jsonl
+from langfoundry.core.config import EvaluateParams, FormatParams
+from langfoundry.core.errors import UserError
+from langfoundry.data.chat import format_records
+from langfoundry.core.records import make_record, records_table
+from langfoundry.model.scoring import DictionaryBaseline, Scorer, exact_match, one_line, select_examples
+from langfoundry.core.storage import read_jsonl, write_jsonl
 
 SENTENCES = [
     "Terjemahkan dari bahasa Banyumasan ke bahasa Indonesia:",
@@ -90,7 +90,7 @@ def build_data(root: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    from langfoundry.evaluation import EvalPaths, run_evaluation
+    from langfoundry.model.evaluation import EvalPaths, run_evaluation
 
     root = tmp_path_factory.mktemp("eval")
     base_dir, adapter_dir = build_tiny_models(root / "models")
@@ -157,7 +157,7 @@ def test_baseline_translates_train_words_in_a_test_sentence(evaluated):
 
 
 def test_batched_generation_equals_one_at_a_time(evaluated):
-    from langfoundry.evaluation import attach_adapter, chat_prompts, generate, load_base, load_tokenizer
+    from langfoundry.model.evaluation import attach_adapter, chat_prompts, generate, load_base, load_tokenizer
 
     paths = evaluated["paths"]
     examples = read_jsonl(paths.test)
@@ -173,7 +173,7 @@ def test_batched_generation_equals_one_at_a_time(evaluated):
 
 
 def test_perplexity_ignores_padding(evaluated):
-    from langfoundry.evaluation import load_base, load_tokenizer, token_nll
+    from langfoundry.model.evaluation import load_base, load_tokenizer, token_nll
 
     paths = evaluated["paths"]
     tokenizer, model = load_tokenizer(paths.base), load_base(paths.base)
@@ -202,8 +202,8 @@ def test_scores_per_region_sit_beside_those_per_language(evaluated):
 
 
 def test_region_score_covers_exactly_its_languages():
-    from langfoundry.inventory import region_key
-    from langfoundry.scoring import score_predictions
+    from langfoundry.core.inventory import region_key
+    from langfoundry.model.scoring import score_predictions
 
     def example(lang, reference):
         return {"task": "vocabulary", "lang": lang, "pivot_lang": "id", "source_text": "x", "reference": reference}
@@ -224,7 +224,7 @@ def test_region_score_covers_exactly_its_languages():
 def test_rerun_is_identical(evaluated, tmp_path):
     from dataclasses import replace
 
-    from langfoundry.evaluation import run_evaluation
+    from langfoundry.model.evaluation import run_evaluation
 
     paths = replace(evaluated["paths"], metrics=tmp_path / "eval.json", predictions=tmp_path / "p.jsonl", report=tmp_path / "eval.md")
     run_evaluation(evaluated["params"], seed=13, paths=paths)
@@ -265,7 +265,7 @@ def test_unknown_bleu_tokenizer_names_the_param():
 
 
 def test_missing_model_is_a_user_error(tmp_path):
-    from langfoundry.evaluation import EvalPaths, run_evaluation
+    from langfoundry.model.evaluation import EvalPaths, run_evaluation
 
     (tmp_path / "test.jsonl").write_text("")
     (tmp_path / "train.jsonl").write_text("")

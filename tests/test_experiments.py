@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from langfoundry.presets import PRESETS
+from langfoundry.model.presets import PRESETS
 from repo_copy import clone_built, run
 
 pytestmark = pytest.mark.slow

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langfoundry.config import CleanParams
-from langfoundry.errors import UserError
-from langfoundry.filters import (
+from langfoundry.core.config import CleanParams
+from langfoundry.core.errors import UserError
+from langfoundry.clean.filters import (
     FILTERS,
     _general_measure,
     _general_words,
@@ -26,8 +26,8 @@ from langfoundry.filters import (
     scrub_pii,
     words_of,
 )
-from langfoundry.records import REJECT_COLUMNS, make_record, records_table
-from langfoundry.storage import write_parquet
+from langfoundry.core.records import REJECT_COLUMNS, make_record, records_table
+from langfoundry.core.storage import write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"jv-x-banyumas": "Latn", "id": "Latn", "jv": "Latn", "ml": "Mlym", "nqo": "Nkoo"}

@@ -13,11 +13,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from langfoundry.config import FormatParams
-from langfoundry.errors import UserError
-from langfoundry.formats import check_example, format_metrics, format_records
-from langfoundry.records import make_record, records_table
-from langfoundry.storage import write_jsonl
+from langfoundry.core.config import FormatParams
+from langfoundry.core.errors import UserError
+from langfoundry.data.chat import check_example, format_metrics, format_records
+from langfoundry.core.records import make_record, records_table
+from langfoundry.core.storage import write_jsonl
 
 NAMES = {"jv-x-banyumas": "bahasa Banyumasan", "id": "bahasa Indonesia"}
 TEMPLATES = {
@@ -245,7 +245,7 @@ def test_unknown_split_value_is_a_user_error():
 
 
 def test_importing_formats_loads_no_model_library():
-    code = ("import sys, langfoundry.formats\n"
+    code = ("import sys, langfoundry.data.chat\n"
             "heavy = [m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules]\n"
             "assert not heavy, heavy")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}

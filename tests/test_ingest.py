@@ -18,11 +18,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from langfoundry.acquire import acquire_sources
-from langfoundry.config import load_params, load_sources
-from langfoundry.errors import UserError
-from langfoundry.ingest import METRICS_PATH, RECORDS_PATH, REJECTS_PATH, ingest_sources, write_outputs
-from langfoundry.inventory import load_inventory
+from langfoundry.data.acquire import acquire_sources
+from langfoundry.core.config import load_params, load_sources
+from langfoundry.core.errors import UserError
+from langfoundry.data.ingest import METRICS_PATH, RECORDS_PATH, REJECTS_PATH, ingest_sources, write_outputs
+from langfoundry.core.inventory import load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -169,7 +169,7 @@ def test_transcription_keeps_media_and_an_optional_translation(tmp_path, monkeyp
 def test_cell_values_and_examples_as_text():
     import datetime
 
-    from langfoundry.ingest import Rejected, as_text, parse_examples
+    from langfoundry.data.ingest import Rejected, as_text, parse_examples
 
     assert [as_text(v, "c") for v in (None, "a", True, 7, 2.0, 2.5, float("nan"), datetime.date(2024, 5, 1))] == [
         None, "a", "true", "7", "2", "2.5", None, "2024-05-01"]

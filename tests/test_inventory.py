@@ -13,8 +13,8 @@ import pytest
 import regex
 from langcodes.registry_parser import parse_registry
 
-from langfoundry.config import load_sources
-from langfoundry.inventory import INVENTORY_PATH, REQUIRED_COLUMNS, load_inventory
+from langfoundry.core.config import load_sources
+from langfoundry.core.inventory import INVENTORY_PATH, REQUIRED_COLUMNS, load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
 STATUSES = {"core", "priority", "expansion"}

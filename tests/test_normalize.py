@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langfoundry.normalize import (
+from langfoundry.core.normalize import (
     ZERO_WIDTH_POLICIES,
     _general_comparison_key,
     comparison_key,

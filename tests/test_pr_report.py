@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langfoundry.errors import UserError
-from langfoundry.pr_report import MARKER, build_report, changed_plots, language_of, language_rows, make_report
+from langfoundry.core.errors import UserError
+from langfoundry.reports.pr_report import MARKER, build_report, changed_plots, language_of, language_rows, make_report
 from repo_copy import env
 
 DVC_YAML = {

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langfoundry.config import TrainParams, load_params
-from langfoundry.errors import UserError
-from langfoundry.presets import PRESET_FIELDS, PRESETS, choose_preset, describe, resolve_preset
-from langfoundry.timings import split_timings, write_stage_metrics
+from langfoundry.core.config import TrainParams, load_params
+from langfoundry.core.errors import UserError
+from langfoundry.model.presets import PRESET_FIELDS, PRESETS, choose_preset, describe, resolve_preset
+from langfoundry.core.timings import split_timings, write_stage_metrics
 
 
 def test_presets_hold_the_documented_values() -> None:

@@ -16,15 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from langfoundry.config import FormatParams, Params, QualityParams, SplitParams
-from langfoundry.errors import UserError
-from langfoundry.formats import format_records
-from langfoundry.inventory import load_inventory
-from langfoundry.quality import enforce, failure_table, suite_parameters, validate
-from langfoundry.quality_tables import (clean_tables, ingested_tables, processed_tables, split_tables)
-from langfoundry.records import make_record, make_reject, records_table, rejects_table
-from langfoundry.split import assign_splits
-from langfoundry.storage import write_parquet
+from langfoundry.core.config import FormatParams, Params, QualityParams, SplitParams
+from langfoundry.core.errors import UserError
+from langfoundry.data.chat import format_records
+from langfoundry.core.inventory import load_inventory
+from langfoundry.gates.gate import enforce, failure_table, suite_parameters, validate
+from langfoundry.gates.tables import (clean_tables, ingested_tables, processed_tables, split_tables)
+from langfoundry.core.records import make_record, make_reject, records_table, rejects_table
+from langfoundry.data.split import assign_splits
+from langfoundry.core.storage import write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = load_inventory(REPO / "data/inventory/languages.csv")
@@ -296,7 +296,7 @@ def test_an_invalid_expectation_in_a_suite_is_a_user_error_naming_it(root: Path)
 
 
 def test_importing_the_gate_modules_does_not_import_great_expectations() -> None:
-    code = ("import sys, langfoundry.quality, langfoundry.quality_tables\n"
+    code = ("import sys, langfoundry.gates.gate, langfoundry.gates.tables\n"
             "assert 'great_expectations' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

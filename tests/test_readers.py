@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from langfoundry.config import Source
-from langfoundry.errors import UserError
-from langfoundry.readers import BadRow, Header, Row, read_file, source_files
-from langfoundry.readers import tabular
+from langfoundry.core.config import Source
+from langfoundry.core.errors import UserError
+from langfoundry.data.readers import BadRow, Header, Row, read_file, source_files
+from langfoundry.data.readers import tabular
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

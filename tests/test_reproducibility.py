@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langfoundry.reproducibility import Comparison, compare_runs, format_comparison
+from langfoundry.reports.reproducibility import Comparison, compare_runs, format_comparison
 from repo_copy import env, run
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from langfoundry.config import RetrainParams
-from langfoundry.errors import UserError
-from langfoundry.records import make_record, records_table
-from langfoundry.retrain import check, data_version, decide
-from langfoundry.storage import write_metrics, write_parquet
+from langfoundry.core.config import RetrainParams
+from langfoundry.core.errors import UserError
+from langfoundry.core.records import make_record, records_table
+from langfoundry.reports.retrain import check, data_version, decide
+from langfoundry.core.storage import write_metrics, write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = RetrainParams()  # mini every 1,000 new clean records, full from 10% growth

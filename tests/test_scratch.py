@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from langfoundry.config import BaseParams
-from langfoundry.errors import UserError
-from langfoundry.scratch import (
+from langfoundry.core.config import BaseParams
+from langfoundry.core.errors import UserError
+from langfoundry.model.base import (
     END,
     SPECIAL_TOKENS,
     build_model,

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from langfoundry.config import Params, Sources, load_params, load_sources
-from langfoundry.errors import UserError
+from langfoundry.core.config import Params, Sources, load_params, load_sources
+from langfoundry.core.errors import UserError
 from repo_copy import FAST_PARAMS, copy_repo, override_params, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_models_are_loaded_from_safetensors_only():
 
 
 def test_an_adapter_without_safetensors_weights_is_refused(tmp_path):
-    from langfoundry.evaluation import attach_adapter
+    from langfoundry.model.evaluation import attach_adapter
 
     (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.bin").write_bytes(b"\x80\x04 a pickle")

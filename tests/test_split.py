@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langfoundry.config import SplitParams
-from langfoundry.records import make_record, records_table
-from langfoundry.split import assign_splits, group_key, split_metrics, split_of
-from langfoundry.storage import write_parquet
+from langfoundry.core.config import SplitParams
+from langfoundry.core.records import make_record, records_table
+from langfoundry.data.split import assign_splits, group_key, split_metrics, split_of
+from langfoundry.core.storage import write_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = SplitParams()

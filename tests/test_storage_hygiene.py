@@ -52,8 +52,8 @@ def test_training_scratch_space_is_ignored() -> None:
 def test_checkpoints_hold_only_the_adapter_and_respect_the_limit(tmp_path: Path) -> None:
     from transformers import TrainerCallback
 
-    from langfoundry.config import LoraParams, TrainParams
-    from langfoundry.training import build_trainer
+    from langfoundry.core.config import LoraParams, TrainParams
+    from langfoundry.model.training import build_trainer
     from tiny_models import build_tiny_base, write_examples
 
     write_examples(tmp_path)

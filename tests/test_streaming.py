@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from langfoundry.config import CleanParams, DedupParams, NearDedupParams
-from langfoundry import dedup
-from langfoundry.dedup import dedup_parquet, dedup_table
-from langfoundry.filters import clean_batches, clean_parquet
-from langfoundry.records import make_record, records_table
-from langfoundry.storage import ROW_GROUP_ROWS, write_parquet
-from langfoundry.streaming import SortedParquetWriter, ordered_map
+from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
+from langfoundry.clean import dedup
+from langfoundry.clean.dedup import dedup_parquet, dedup_table
+from langfoundry.clean.filters import clean_batches, clean_parquet
+from langfoundry.core.records import make_record, records_table
+from langfoundry.core.storage import ROW_GROUP_ROWS, write_parquet
+from langfoundry.core.streaming import SortedParquetWriter, ordered_map
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"jv": "Latn", "id": "Latn", "ml": "Mlym"}
@@ -151,7 +151,7 @@ def test_dedup_parquet_equals_dedup_table(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def parallel_repo(root: Path) -> list:
-    from langfoundry.config import Source
+    from langfoundry.core.config import Source
 
     raw = root / "data/raw"
     raw.mkdir(parents=True)
@@ -169,10 +169,10 @@ def parallel_repo(root: Path) -> list:
 
 
 def test_parallel_columns_make_the_records_source_mapper_makes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from langfoundry import ingest
-    from langfoundry.config import IngestParams
-    from langfoundry.inventory import load_inventory
-    from langfoundry.readers.rows import Row
+    from langfoundry.data import ingest
+    from langfoundry.core.config import IngestParams
+    from langfoundry.core.inventory import load_inventory
+    from langfoundry.data.readers.rows import Row
 
     sources = parallel_repo(tmp_path)
     inventory = load_inventory(REPO / "data/inventory/languages.csv")
@@ -190,9 +190,10 @@ def test_parallel_columns_make_the_records_source_mapper_makes(tmp_path: Path, m
 
 
 def test_ingest_to_files_writes_what_write_outputs_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from langfoundry import ingest, streaming
-    from langfoundry.config import IngestParams
-    from langfoundry.inventory import load_inventory
+    from langfoundry.data import ingest
+    from langfoundry.core import streaming
+    from langfoundry.core.config import IngestParams
+    from langfoundry.core.inventory import load_inventory
 
     sources = parallel_repo(tmp_path)
     inventory = load_inventory(REPO / "data/inventory/languages.csv")

@@ -9,11 +9,11 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from langfoundry.scratch import train_tokenizer
-from langfoundry.tokenizer_analysis import (
+from langfoundry.model.base import train_tokenizer
+from langfoundry.model.tokenizer_analysis import (
     TokenizerAnalysis, TokenizerProbe, analyse, collect_corpus, tokens_per_word, verdict, word_spans,
 )
-from langfoundry.tokenizer_report import plot_fertility, render_markdown
+from langfoundry.reports.tokenizer_report import plot_fertility, render_markdown
 
 MALAYALAM = "മലയാളം കേരളത്തിൽ"  # vowel signs, anusvara, virama: combining marks inside the words
 NKO = "ߒ߬ߞߏ ߞߊ߲ߞߊ߲ ߓߍ߯"  # N'Ko tone and nasalisation marks, inside and at the end of words

@@ -13,13 +13,13 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from langfoundry.config import ExtendParams, LoraParams, TrainParams
-from langfoundry.errors import UserError
-from langfoundry.scoring import target_language_texts
-from langfoundry.storage import read_jsonl
-from langfoundry.tokenizer_analysis import analyse_base
-from langfoundry.training import train_adapter
-from langfoundry.vocab_extension import (
+from langfoundry.core.config import ExtendParams, LoraParams, TrainParams
+from langfoundry.core.errors import UserError
+from langfoundry.model.scoring import target_language_texts
+from langfoundry.core.storage import read_jsonl
+from langfoundry.model.tokenizer_analysis import analyse_base
+from langfoundry.model.training import train_adapter
+from langfoundry.model.vocab_extension import (
     EXTENSION_FILE, ORIGINAL_TOKENIZER_DIR, NewToken, add_embedding_rows, bpe_model, expose_output_bias,
     extend_base, merge_adapter, plan_new_tokens, trainable_token_indices, vocabulary_sizes,
 )

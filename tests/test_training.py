@@ -12,9 +12,9 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from langfoundry.config import LoraParams, TrainParams
-from langfoundry.errors import UserError
-from langfoundry.training import build_trainer, load_sft_dataset, train_adapter
+from langfoundry.core.config import LoraParams, TrainParams
+from langfoundry.core.errors import UserError
+from langfoundry.model.training import build_trainer, load_sft_dataset, train_adapter
 from tiny_models import build_tiny_base, write_examples
 
 TINY_TRAIN = TrainParams(

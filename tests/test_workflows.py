@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from langfoundry.pr_report import MARKER, build_report
+from langfoundry.reports.pr_report import MARKER, build_report
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -76,4 +76,4 @@ def test_make_pr_report_target_passes_the_base() -> None:
     dry = subprocess.run(["make", "-n", "pr-report", "BASE=origin/dev", "PYTHON=python3"], cwd=REPO,
                          capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
-    assert "langfoundry.pr_report --base origin/dev" in dry.stdout
+    assert "langfoundry.reports.pr_report --base origin/dev" in dry.stdout

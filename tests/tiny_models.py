@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from langfoundry.config import BaseParams, ScratchParams
-from langfoundry.storage import write_jsonl
+from langfoundry.core.config import BaseParams, ScratchParams
+from langfoundry.core.storage import write_jsonl
 
 # Banyumasan headwords with Indonesian glosses, plus non-Latin scripts so the tokenizer sees them.
 PAIRS = [
@@ -43,7 +43,7 @@ def write_examples(directory: Path) -> tuple[Path, Path]:
 
 def build_tiny_base(directory: Path, train_path: Path, seed: int = 13, **overrides) -> dict:
     """A scratch base model trained for a few steps, saved to directory; returns the base metrics."""
-    from langfoundry.scratch import prepare_base
+    from langfoundry.model.base import prepare_base
 
     scratch = TINY_SCRATCH.model_copy(update=overrides)
     return prepare_base(BaseParams(model="scratch", scratch=scratch), seed, train_path, directory)

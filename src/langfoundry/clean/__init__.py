@@ -1,0 +1,1 @@
+"""Normalised, filtered, deduplicated text: filters, personal-data scrubbing, language checks, dedup."""

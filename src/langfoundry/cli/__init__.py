@@ -1,0 +1,1 @@
+"""The `langfoundry` command and its file checker."""

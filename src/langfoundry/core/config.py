@@ -1,0 +1,389 @@
+"""params.yaml and sources.yaml, validated on load.
+
+An unknown key, a wrong type or an impossible value is one line naming the file,
+the key, the value and what is allowed, so a typo such as `trian.lora.r` never
+passes silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from langfoundry.core.errors import UserError
+from langfoundry.core.records import KINDS
+
+
+class Strict(BaseModel):
+    # strict: no silent coercion, so `trust_remote_code: "yes"` or `lora.r: true` is an error, not True or 1
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- params.yaml -------------------------------------------------------------
+
+
+class IngestParams(Strict):
+    allow_outside_repo: bool = False  # sources must live inside the repository unless this is on
+
+
+class CleanParams(Strict):
+    zero_width: Literal["keep_joiners", "remove", "keep"] = "keep_joiners"
+    min_chars: int = Field(1, ge=1)
+    max_chars: int = Field(2000, ge=1)
+    max_length_ratio: float = Field(3.0, gt=1.0)
+    length_ratio_unit: Literal["words", "chars"] = "words"
+    length_ratio_kinds: list[Literal[KINDS]] = ["parallel", "transcription"]  # type: ignore[valid-type]
+    min_script_ratio: float = Field(0.7, ge=0.0, le=1.0)
+    script_ratio_without_letters: Literal["fail", "pass"] = "fail"  # a side with no letters at all
+    min_letter_ratio: float = Field(0.5, ge=0.0, le=1.0)  # letters and marks among non-space characters
+    max_word_repeats: int = Field(3, ge=1)  # longest allowed run of one word (or substring) repeated back to back
+    repetition_unit: Literal["words", "substrings"] = "words"  # substrings: any 3-101 characters, spaces between
+    scrub_pii: bool = True
+    char_whitelist: dict[str, str] = {}  # lang tag -> every character allowed besides spaces
+
+
+class NearDedupParams(Strict):
+    enabled: bool = True
+    threshold: float = Field(0.85, gt=0.0, le=1.0)
+    num_perm: int = Field(128, ge=16, le=1024)
+    shingle_chars: int = Field(4, ge=1, le=16)
+    min_shingles: int = Field(20, ge=1)  # shorter keys (in character windows) are only exact-deduplicated
+
+
+class DedupParams(Strict):
+    near: NearDedupParams = NearDedupParams()
+
+
+class SplitParams(Strict):
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    salt: str = "langfoundry"  # changing it reshuffles every split
+
+    @model_validator(mode="after")
+    def _fractions_leave_training(self) -> "SplitParams":
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be below 1 so some data is left for training")
+        return self
+
+
+TaskName = Literal["translate_to_pivot", "translate_from_pivot", "vocabulary", "conversation", "instruction"]
+
+
+class FormatParams(Strict):
+    template_lang: str = "id"  # language of the prompts; built-in templates exist for id and en
+    system_prompt: Optional[str] = None
+    language_names: dict[str, str] = {}  # tag -> name shown in prompts (default: the tag)
+    templates: dict[str, str] = {}  # template name -> text with {placeholders}; overrides the built-ins
+    task_weights: dict[TaskName, float] = {}  # 0 drops a task; in train, <1 subsamples and >1 repeats
+
+    @model_validator(mode="after")
+    def _weights_non_negative(self) -> "FormatParams":
+        for task, weight in self.task_weights.items():
+            if weight < 0:
+                raise ValueError(f"task_weights.{task} is {weight}; weights must be 0 or more")
+        return self
+
+
+class ScratchParams(Strict):
+    vocab_size: int = Field(1024, ge=300, le=65536)
+    hidden_size: int = Field(128, ge=16)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(384, ge=16)
+    max_length: int = Field(64, ge=8)
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    corpus: Literal["chat", "text"] = "chat"  # chat: whole chats; text: source/reference pairs only
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "ScratchParams":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
+        return self
+
+
+class BaseParams(Strict):
+    model: str = "scratch"  # "scratch", a Hugging Face id (with revision) or a local path
+    revision: Optional[str] = None
+    trust_remote_code: bool = False
+    scratch: ScratchParams = ScratchParams()
+
+
+class LoraParams(Strict):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainParams(Strict):
+    quantization: Literal["none", "4bit"] = "none"
+    lora: LoraParams = LoraParams()
+    # auto picks by training-set size (presets.py); the four values below, when set, override the preset
+    preset: Literal["auto", "conservative", "balanced", "aggressive"] = "auto"
+    learning_rate: Optional[float] = Field(None, gt=0)
+    epochs: Optional[float] = Field(None, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: Optional[int] = Field(None, ge=1)
+    gradient_accumulation: Optional[int] = Field(None, ge=1)
+    max_length: int = Field(128, ge=8)
+    packing: bool = False
+    completion_only_loss: bool = True
+    early_stopping_patience: int = Field(2, ge=0)  # 0 turns early stopping off
+    eval_steps: int = Field(50, ge=1)
+    save_total_limit: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)  # share of the steps spent warming the learning rate up
+    activation_checkpointing: bool = False  # recompute activations: less memory, slower; for large models
+
+
+class EvaluateParams(Strict):
+    batch_size: int = Field(32, ge=1)
+    max_new_tokens: int = Field(24, ge=1)
+    max_examples: int = Field(0, ge=0)  # 0: the whole test set
+    # sacrebleu 2.6's tokenizers (a test keeps the list in step); intl handles Unicode punctuation, unlike 13a
+    bleu_tokenize: Literal["13a", "char", "flores101", "flores200", "intl", "ja-mecab", "ko-mecab", "none",
+                           "spBLEU-1K", "spm", "zh"] = "intl"
+    report_samples: int = Field(10, ge=0)
+
+
+class ExtendParams(Strict):
+    enabled: bool = False  # add tokens learnt on the target-language training text to the base model
+    num_new_tokens: int = Field(256, ge=1)
+    min_frequency: int = Field(2, ge=2)  # times a merge must occur in the training text; once saves one token
+
+
+class TokenizerParams(Strict):
+    extend: ExtendParams = ExtendParams()
+
+
+class QualityParams(Strict):
+    """Thresholds of the data-quality gates (expectations/*.json); the suites name them as $PARAMETERs."""
+    max_reject_rate: float = Field(0.5, ge=0.0, le=1.0)  # share of a source's rows one stage (ingest, clean) may reject
+    max_reject_rate_by_source: dict[str, float] = {}  # source id -> its own limit, for a source known to be noisy
+    max_text_equals_pivot_share: float = Field(0.5, ge=0.0, le=1.0)  # per source: pairs whose two sides are the same
+    min_mean_script_ratio: float = Field(0.8, ge=0.0, le=1.0)  # per source: mean share of letters in the language's script
+
+    @model_validator(mode="after")
+    def _rates_are_shares(self) -> "QualityParams":
+        for source, rate in self.max_reject_rate_by_source.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"max_reject_rate_by_source.{source} is {rate}; a rate is between 0 and 1")
+        return self
+
+
+class CoverageParams(Strict):
+    goal: int = Field(20000, ge=1)  # records the whole corpus aims at
+    count_level: Literal["raw", "clean", "dedup", "train"] = "dedup"  # the level that counts toward targets and goal
+    identifiers: list[Literal["ngram", "py3langid"]] = ["ngram", "py3langid"]  # language identifiers to run
+    sample_per_lang: int = Field(5000, ge=10)  # distinct clean texts per language the identifiers learn from and check
+    folds: int = Field(5, ge=2, le=20)  # cross-validation folds of the ngram identifier
+    max_n: int = Field(4, ge=1, le=8)  # longest character n-gram of the ngram identifier
+    min_confidence: float = Field(0.99, ge=0.0, le=1.0)  # a disagreement at least this confident is flagged
+    report_rows: int = Field(20, ge=0)  # flagged rows shown in reports/coverage.md (all are in coverage_flags.jsonl)
+
+
+class RetrainParams(Strict):
+    mini_every: int = Field(1000, ge=1)  # new clean records since the adapter's data that make a mini fine-tune due
+    full_growth: float = Field(0.10, gt=0.0)  # growth of the clean data since then that makes a full refresh due
+
+
+class Params(Strict):
+    seed: int = 13
+    ingest: IngestParams = IngestParams()
+    clean: CleanParams = CleanParams()
+    dedup: DedupParams = DedupParams()
+    split: SplitParams = SplitParams()
+    format: FormatParams = FormatParams()
+    quality: QualityParams = QualityParams()
+    base: BaseParams = BaseParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    coverage: CoverageParams = CoverageParams()
+    retrain: RetrainParams = RetrainParams()
+    tokenizer: TokenizerParams = TokenizerParams()
+
+
+# --- sources.yaml ------------------------------------------------------------
+
+
+class PackageSpec(Strict):
+    name: str  # distribution name on PyPI, e.g. banyumasan-corpus
+    version: str  # the pinned version that must be installed
+    resource: str  # path inside the installed package, e.g. banyumasan_corpus/data/corpus.json
+
+
+class HuggingFaceSpec(Strict):
+    dataset: str  # hub id, or a local directory
+    revision: Optional[str] = None  # commit sha or tag; required for hub ids
+    config: Optional[str] = None
+    split: str = "train"
+
+
+class UrlSpec(Strict):
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class AcquireSpec(Strict):
+    package: Optional[PackageSpec] = None
+    huggingface: Optional[HuggingFaceSpec] = None
+    url: Optional[UrlSpec] = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "AcquireSpec":
+        given = [name for name in ("package", "huggingface", "url") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of package, huggingface, url (got {given or 'none'})")
+        return self
+
+
+class Source(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    lang: str
+    pivot_lang: Optional[str] = None
+    path: Optional[str] = None  # a file, a directory of files, or (parallel text) the target side
+    pivot_path: Optional[str] = None  # parallel text: the line-aligned pivot side
+    format: Optional[Literal["csv", "tsv", "json", "jsonl", "parquet", "xlsx", "txt", "tmx", "po"]] = None
+    acquire: Optional[AcquireSpec] = None
+    columns: dict[str, str] = {}  # record field -> column name in the file
+    records_key: Optional[str] = None  # JSON: the key that holds the list of records
+    sheet: Optional[str] = None  # xlsx: the sheet to read (default: every sheet)
+    encoding: Optional[str] = None  # default: detected (UTF-8, UTF-8 with BOM, UTF-16)
+    # manifest fields, for people and for the coverage report
+    category: Optional[str] = None
+    region: Optional[str] = None
+    target_examples: Optional[int] = Field(None, ge=0)
+    priority: Optional[Literal["critical", "high", "medium", "low"]] = None
+    license: Optional[str] = None
+    notes: Optional[str] = None
+    planned: bool = False  # expected but not in the pipeline yet: acquire and ingest skip it, coverage lists it
+
+    @model_validator(mode="after")
+    def _has_input(self) -> "Source":
+        if self.path is None and self.acquire is None:
+            raise ValueError("give a path (a file under data/raw/) or an acquire spec")
+        return self
+
+
+class Sources(Strict):
+    sources: list[Source]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Sources":
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.id in seen:
+                raise ValueError(f"source id {source.id!r} is used twice; ids must be unique")
+            seen.add(source.id)
+        return self
+
+
+def acquired_dir(source_id: str) -> Path:
+    return Path("data/raw/acquired") / source_id
+
+
+def source_inputs(source: Source) -> list[str]:
+    """The paths a source reads: its acquired folder, or its file(s) or folder."""
+    if source.acquire is not None:
+        return [acquired_dir(source.id).as_posix()]
+    return [path for path in (source.path, source.pivot_path) if path]
+
+
+# --- loading -------------------------------------------------------------------
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names allowed at a location in the model tree (for did-you-mean hints)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", ()) or (annotation,):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            args = getattr(candidate, "__args__", ())
+            inner = [arg for arg in args if isinstance(arg, type) and issubclass(arg, BaseModel)]
+            if inner:
+                current = inner[0]
+                break
+        else:
+            return []
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def _where(loc: tuple[Any, ...], data: Any) -> str:
+    """Dotted key, with list entries named by their id where they have one: sources[2](id 'x').kind."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            named = f"(id {node['id']!r})" if isinstance(node, dict) and "id" in node else ""
+            parts[-1] += f"[{part}]{named}"
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+            parts.append(str(part))
+    return ".".join(parts) or "(top level)"
+
+
+def _explain(error: dict[str, Any], model: type[BaseModel], source_name: str, data: Any) -> str:
+    loc = tuple(error["loc"])
+    key = _where(loc, data)
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc)
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        maybe = f"; did you mean {_where(loc[:-1] + (hint[0],), data)!r}?" if hint else ""
+        return f"{source_name}: unknown key {key!r}{maybe} (allowed here: {', '.join(allowed)})"
+    value = error.get("input")
+    message = error["msg"].removeprefix("Value error, ")
+    if loc and loc[-1] == "[key]":  # a mapping key outside a fixed set, e.g. format.task_weights.vocab
+        return f"{source_name}: unknown key {_where(loc[:-1], data)!r}: {message}"
+    if isinstance(value, dict):  # a check across a section's keys; the message names them
+        return f"{source_name}: {key}: {message}"
+    return f"{source_name}: {key} = {value!r}: {message}"
+
+
+def _validate(model: type[BaseModel], data: Any, source_name: str) -> Any:
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as err:
+        problems = err.errors()
+        first = _explain(problems[0], model, source_name, data)
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        raise UserError(first + more) from None
+
+
+def _load_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise UserError(f"{path}: not found; run from the repository root or pass the right path")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax there") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    return _validate(Params, _load_yaml(path), str(path))
+
+
+def load_sources(path: str | Path = "sources.yaml") -> Sources:
+    path = Path(path)
+    return _validate(Sources, _load_yaml(path), str(path))
+
+
+def params_dict(params: BaseModel) -> dict[str, Any]:
+    return params.model_dump(mode="json")

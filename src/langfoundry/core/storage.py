@@ -1,0 +1,73 @@
+"""Deterministic writers: sorted rows, sorted keys, no timestamps, so reruns are byte-identical."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def ensure_parent(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# Rows per Parquet row group, fixed so a file's layout never depends on how it was written (whole,
+# or streamed in batches by langfoundry.core.streaming); a row group is also what a reader holds at once.
+ROW_GROUP_ROWS = 131_072
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": False}
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike, sort_by: Iterable[str] = ("id",)) -> None:
+    """Write a table sorted by the given columns, with settings that do not vary between runs."""
+    keys = [(name, "ascending") for name in sort_by if name in table.column_names]
+    if keys and table.num_rows:
+        table = table.sort_by(keys)
+    # One chunk per column: Parquet pages follow the chunks they are written from.
+    pq.write_table(table.combine_chunks(), ensure_parent(path), row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+
+
+def read_parquet(path: str | os.PathLike) -> pa.Table:
+    return pq.read_table(path)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, float):
+        out[prefix] = round(value, 6) if math.isfinite(value) else None
+    else:
+        out[prefix] = value
+
+
+def write_metrics(path: str | os.PathLike, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Write metrics as flat JSON ("a.b.c" keys), sorted, floats rounded to 6 places.
+
+    Flat keys keep `dvc metrics diff` tables readable and diffs line-by-line.
+    """
+    flat: dict[str, Any] = {}
+    _flatten("", metrics, flat)
+    ensure_parent(path).write_text(json.dumps(flat, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return flat
+
+
+def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> int:
+    """Write one compact JSON object per line, keys sorted; returns the number of lines."""
+    count = 0
+    with ensure_parent(path).open("w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,304 @@
+"""Tables larger than memory: a sorted Parquet writer that spills to disk, and an ordered process pool.
+
+Data stages read their input in Arrow batches and write through `SortedParquetWriter`, so a corpus
+of millions of rows needs memory for a few batches, not for the whole table. What spills: when the
+rows a writer has been given are not already in order (ingest's records arrive in file order, not id
+order) and exceed `memory_bytes`, sorted runs go to a temporary folder beside the output
+(`.<name>.*.runs/`, removed when the writer closes) and are merged at the end. Input that arrives in
+order (clean and dedup keep their sorted input's order) is written straight through.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from langfoundry.core.storage import PARQUET_OPTIONS, ROW_GROUP_ROWS, ensure_parent
+
+log = logging.getLogger(__name__)
+
+SORT_MEMORY_BYTES = 256 << 20  # rows a writer holds before it sorts them and spills a run
+MERGE_BATCH_ROWS = 32_768  # rows read from each run at a time while merging
+RUN_OPTIONS = {"compression": "lz4", "write_statistics": False}  # runs are read once: fast beats small
+MAX_WORKERS = 8  # each worker holds a batch or two; more would trade memory for little
+
+
+def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
+    """A Parquet file to read batch by batch. Without pre_buffer=False, pyarrow keeps every row group
+    it has read in memory until the file is closed, so memory grows with the file."""
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
+def worker_count() -> int:
+    """The cores this process may use (its CPU affinity, not the host's count), at most MAX_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
+
+
+class _After:
+    """Sorts after every value, as Arrow sorts nulls (at the end); compares with str via reflection."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return not isinstance(other, _After)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _After)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+_NULL = _After()
+
+
+class SortedParquetWriter:
+    """Tables added in any order, written to one Parquet file sorted by `sort_by`, in bounded memory.
+
+    The file is the one `storage.write_parquet` would write from all rows at once: a stable sort
+    (rows with equal keys keep the order they were added in), in row groups of ROW_GROUP_ROWS.
+    pyarrow sorts only what fits in memory, so this is an external merge sort (see the module
+    docstring for what spills). Use as a context manager, or call close().
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, sort_by: Sequence[str],
+                 memory_bytes: int = SORT_MEMORY_BYTES):
+        self.path = ensure_parent(path)
+        self.schema = schema
+        self.sort_names = [name for name in sort_by if name in schema.names]
+        self.sort_keys = [(name, "ascending") for name in self.sort_names]
+        self.memory_bytes = memory_bytes
+        self.rows = 0
+        self._direct = True  # everything so far arrived in order and went straight to the output
+        self._last_key: tuple | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []  # direct mode: rows not yet a whole row group
+        self._pending_rows = 0
+        self._buffer: list[pa.Table] = []  # spill mode: unsorted rows in memory
+        self._buffer_bytes = 0
+        self._runs: list[Path] = []
+        self._run_dir: Path | None = None
+        self.spilled_bytes = 0
+
+    # --- adding rows ---
+
+    def write(self, table: pa.Table | pa.RecordBatch) -> None:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        if table.num_rows == 0:
+            return
+        table = table.select(self.schema.names).cast(self.schema)
+        self.rows += table.num_rows
+        if self._direct:
+            order = pc.sort_indices(table, sort_keys=self.sort_keys).to_numpy() if self.sort_keys else None
+            in_order = order is None or bool(np.all(order == np.arange(len(order))))
+            first = self._key_at(table, 0)
+            if in_order and (self._last_key is None or not first < self._last_key):
+                self._last_key = self._key_at(table, table.num_rows - 1)
+                self._emit(table)
+                return
+            self._start_spilling()
+        self._buffer.append(table)
+        self._buffer_bytes += table.nbytes
+        if self._buffer_bytes > self.memory_bytes:
+            self._spill()
+
+    def _key_at(self, table: pa.Table, row: int) -> tuple:
+        return tuple(_NULL if value is None else value
+                     for value in (table.column(name)[row].as_py() for name in self.sort_names))
+
+    def _keys(self, table: pa.Table) -> list[tuple]:
+        columns = [[_NULL if value is None else value for value in table.column(name).to_pylist()]
+                   for name in self.sort_names]
+        return list(zip(*columns)) if columns else [()] * table.num_rows
+
+    # --- the output file ---
+
+    def _emit(self, table: pa.Table) -> None:
+        """Append sorted rows to the output, in whole row groups."""
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            rows = pa.concat_tables(self._pending)
+            whole = rows.num_rows - rows.num_rows % ROW_GROUP_ROWS
+            self._output().write_table(rows.slice(0, whole).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+            rest = rows.slice(whole)
+            self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def _output(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_OPTIONS)
+        return self._writer
+
+    def _finish_output(self) -> None:
+        if self._pending or self._writer is None:
+            rows = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
+            self._output().write_table(rows.combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+        self._writer.close()
+        self._writer, self._pending, self._pending_rows = None, [], 0
+
+    # --- spilling ---
+
+    def _run_path(self) -> Path:
+        if self._run_dir is None:
+            self._run_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".runs", dir=self.path.parent))
+        return self._run_dir / f"run{len(self._runs):05d}.parquet"
+
+    def _start_spilling(self) -> None:
+        """Rows already written in order become the first run; later rows are buffered."""
+        self._direct = False
+        if self._writer is not None or self._pending:
+            self._finish_output()
+            run = self._run_path()
+            shutil.move(self.path, run)
+            self._runs.append(run)
+            self.spilled_bytes += run.stat().st_size
+
+    def _sorted_buffer(self) -> pa.Table:
+        rows = pa.concat_tables(self._buffer)
+        self._buffer, self._buffer_bytes = [], 0
+        return rows.sort_by(self.sort_keys) if self.sort_keys else rows
+
+    def _spill(self) -> None:
+        run = self._run_path()
+        pq.write_table(self._sorted_buffer(), run, row_group_size=MERGE_BATCH_ROWS, **RUN_OPTIONS)
+        self._runs.append(run)
+        self.spilled_bytes += run.stat().st_size
+
+    # --- merging ---
+
+    def _merge(self, sources: list[Iterator[pa.Table]]) -> None:
+        """k-way merge of sorted sources: each round emits every loaded row below the smallest
+        "last loaded key" of the sources not yet exhausted, which no unread row can undercut."""
+        count = len(sources)
+        loaded: list[pa.Table] = [self.schema.empty_table()] * count
+        keys: list[list[tuple]] = [[] for _ in range(count)]
+        live = [True] * count
+
+        def load(index: int) -> None:
+            batch = next(sources[index], None)
+            while batch is not None and batch.num_rows == 0:
+                batch = next(sources[index], None)
+            if batch is None:
+                live[index] = False
+                return
+            loaded[index] = pa.concat_tables([loaded[index], batch])
+            keys[index].extend(self._keys(batch))
+
+        for index in range(count):
+            load(index)
+        while True:
+            waiting = [index for index in range(count) if live[index]]
+            frontier_source = min(waiting, key=lambda index: keys[index][-1]) if waiting else None
+            cuts = ([bisect.bisect_left(keys[index], keys[frontier_source][-1]) for index in range(count)]
+                    if frontier_source is not None else [len(key) for key in keys])
+            emitted = [loaded[index].slice(0, cut) for index, cut in enumerate(cuts) if cut]
+            if emitted:
+                rows = pa.concat_tables(emitted)
+                self._emit(rows.sort_by(self.sort_keys) if len(emitted) > 1 else rows)
+            if frontier_source is None:
+                return
+            for index, cut in enumerate(cuts):
+                loaded[index], keys[index] = loaded[index].slice(cut), keys[index][cut:]
+                if live[index] and (index == frontier_source or not keys[index]):
+                    load(index)
+
+    def close(self) -> None:
+        try:
+            if self._direct:
+                self._finish_output()
+                return
+            if not self._runs:  # everything fitted in memory: sort and write, as write_parquet does
+                self._emit(self._sorted_buffer() if self._buffer else self.schema.empty_table())
+                self._finish_output()
+                return
+            sources = [_batches(run) for run in self._runs]
+            if self._buffer:
+                rest = self._sorted_buffer()
+                sources.append(iter(rest.to_batches(max_chunksize=MERGE_BATCH_ROWS)))
+            self._merge([(pa.Table.from_batches([batch]) for batch in source) for source in sources])
+            self._finish_output()
+            log.info("%s: %d rows sorted through %d runs spilled to disk (%.0f MiB), merged", self.path.name,
+                     self.rows, len(self._runs), self.spilled_bytes / 2**20)
+        finally:
+            self._cleanup()
+
+    def abort(self) -> None:
+        """Drop everything written so far (on error), leaving no partial output or runs."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self.path.unlink(missing_ok=True)
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+
+    def __enter__(self) -> "SortedParquetWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+    yield from open_parquet(path).iter_batches(batch_size=MERGE_BATCH_ROWS)
+
+
+# --- work on batches in several processes ---------------------------------------------------------
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork starts a worker in milliseconds with the parent's imports; spawn where fork does not exist
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def ordered_map(function: Callable[[Any], Any], items: Iterable[Any], workers: int,
+                initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[Any]:
+    """function(item) for each item, in item order, computed by `workers` processes.
+
+    At most two items per worker are in flight, so a long input never piles up in memory
+    (multiprocessing's imap reads its whole input ahead). With one worker, or one item, it runs
+    here. function and initializer must be importable module-level functions.
+    """
+    items = iter(items)
+    head = [item for _, item in zip(range(2), items)]
+    if workers <= 1 or len(head) < 2:
+        if initializer is not None:
+            initializer(*initargs)
+        for item in itertools.chain(head, items):
+            yield function(item)
+        return
+    pa.array([0])  # pyarrow imports pandas on its first conversion (0.3 s): here, so forked workers share it
+    with _pool_context().Pool(workers, initializer, initargs) as pool:
+        in_flight: deque = deque()
+        for item in itertools.chain(head, items):
+            in_flight.append(pool.apply_async(function, (item,)))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().get()
+        while in_flight:
+            yield in_flight.popleft().get()

@@ -1,0 +1,1 @@
+"""Getting data in: acquire, readers, ingest into the record schema, split, chat formatting."""

@@ -1,0 +1,169 @@
+"""Decoding input files: BOM sniffing, a declared encoding, and line-by-line decoding that
+isolates undecodable lines instead of failing the whole file."""
+
+from __future__ import annotations
+
+import codecs
+import io
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+from langfoundry.core.errors import UserError
+
+# A lone surrogate never comes out of a successful decode (UTF-8 and UTF-16 codecs reject them),
+# so it can mark the spot where bytes could not be decoded.
+_INVALID_MARK = "\ud800"
+_ERROR_HANDLER = "langfoundry-mark-invalid"
+
+
+def _mark_invalid(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    escaped = "".join(f"\\x{byte:02x}" for byte in error.object[error.start:error.end])
+    return _INVALID_MARK + escaped, error.end
+
+
+codecs.register_error(_ERROR_HANDLER, _mark_invalid)
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),  # the utf-16 codec reads the BOM to pick the byte order
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+# A line longer than this is a reject (line_too_long) read in pieces and never held whole, so one
+# runaway line (a file without newlines, a dump in one line) cannot exhaust memory; ingest rejects a
+# longer value from a whole-document format (JSON, TMX, PO, Parquet) too (value_too_long). Not a
+# parameter: it only bounds memory; clean.max_chars decides, far below it, which rows are long.
+MAX_LINE_CHARS = 1_000_000
+RAW_PREFIX_CHARS = 1_000  # how much of an over-long line its reject keeps
+
+
+class Line(NamedTuple):
+    number: int  # 1-based
+    text: str | None  # None when the line could not be decoded or is too long
+    raw: str  # the line as decoded, undecodable bytes written as \xNN escapes (the start of a long line)
+    reason: str | None = None  # why text is None: invalid_utf8, invalid_encoding or line_too_long
+    detail: str | None = None
+
+
+def choose_codec(path: Path, declared: str | None) -> str:
+    """The codec to read a file with: a BOM wins over the UTF-8 default; a declared encoding is honoured."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if declared:
+        try:
+            name = codecs.lookup(declared).name
+        except LookupError:
+            raise UserError(f"{path}: unknown encoding {declared!r} in sources.yaml; use a Python codec name "
+                            f"such as utf-8, utf-16, cp1252 or latin-1") from None
+        if name == "utf-8" and head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        return name
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec
+    if b"\x00" in head:
+        raise UserError(f"{path}: NUL bytes at the start: UTF-16 or UTF-32 without a byte order mark, or not a "
+                        f"text file; set `encoding:` (e.g. utf-16-le) for this source or save it as UTF-8")
+    return "utf-8"
+
+
+def invalid_reason(codec: str) -> str:
+    return "invalid_utf8" if codec.replace("_", "-").startswith("utf-8") else "invalid_encoding"
+
+
+def iter_lines(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[Line]:
+    """Yield every line without its terminator; CRLF, CR and LF all end a line (mixed is fine).
+
+    A line with bytes the codec cannot decode, or with more than max_chars characters, comes back
+    with text None and a reason; its neighbours are unaffected.
+    """
+    number = 0
+    for block in iter_line_blocks(path, codec, max_chars):
+        for line in block:
+            number += 1
+            yield line if isinstance(line, Line) else Line(number, line, line)
+
+
+READ_BLOCK_CHARS = 1 << 20  # characters decoded per read: lines are split in C, a block at a time
+
+
+def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[list[str | Line]]:
+    """The lines of iter_lines a block at a time: each good line as its text (a str), each
+    undecodable or over-long line as its Line. Line numbers follow from the order (the first is 1).
+
+    An over-long line is read past a block at a time, never held whole.
+    """
+    with path.open("rb") as binary:
+        # newline=None: universal newlines, so "\r\n" and a lone "\r" both end a line, while U+2028
+        # and other characters str.splitlines would break on stay inside the line.
+        stream = io.TextIOWrapper(binary, encoding=codec, errors=_ERROR_HANDLER, newline=None)
+        number, tail = 0, ""
+        while chunk := stream.read(READ_BLOCK_CHARS):
+            pieces = (tail + chunk).split("\n")
+            tail = pieces.pop()
+            block: list[str | Line] = []
+            for piece in pieces:
+                number += 1
+                block.append(_checked(number, piece, len(piece), codec, max_chars))
+            if len(tail) > max_chars:  # a line longer than a line may be: count the rest, keep the start
+                number += 1
+                length, start = len(tail), tail[:RAW_PREFIX_CHARS]
+                while chunk := stream.read(READ_BLOCK_CHARS):
+                    end = chunk.find("\n")
+                    if end >= 0:
+                        length += end
+                        tail = chunk[end + 1:]
+                        break
+                    length += len(chunk)
+                else:
+                    tail = ""
+                block.append(_checked(number, start, length, codec, max_chars))
+                # what followed the long line may hold whole lines: split it on the next round
+                pieces = tail.split("\n")
+                tail = pieces.pop()
+                for piece in pieces:
+                    number += 1
+                    block.append(_checked(number, piece, len(piece), codec, max_chars))
+            if block:
+                yield block
+        if tail:
+            yield [_checked(number + 1, tail, len(tail), codec, max_chars)]
+
+
+def _checked(number: int, line: str, length: int, codec: str, max_chars: int) -> str | Line:
+    """A line as iter_line_blocks gives it (length: the whole line's, when line holds only its start)."""
+    if length > max_chars:
+        raw = line[:min(RAW_PREFIX_CHARS, max_chars + 1)].replace(_INVALID_MARK, "")
+        return Line(number, None, raw, "line_too_long",
+                    f"line {number} has {length:,} characters, over the {max_chars:,} a line may have; "
+                    f"the reject keeps its first {RAW_PREFIX_CHARS:,}")
+    if number == 1 and line.startswith("\ufeff"):
+        line = line[1:]  # a BOM the declared codec did not consume
+    if _INVALID_MARK in line:
+        return Line(number, None, line.replace(_INVALID_MARK, ""), invalid_reason(codec),
+                    f"bytes that are not valid {codec}")
+    return line
+
+
+def read_text(path: Path, codec: str, display: str) -> str:
+    """A whole file as text (for whole-document formats such as JSON); undecodable bytes stop with a UserError."""
+    data = path.read_bytes()
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UserError(f"{display}:{line}: bytes {data[err.start:err.end]!r} at offset {err.start} are not valid "
+                        f"{codec}; re-save the file as UTF-8 or set `encoding:` for this source") from None
+    return text.removeprefix("\ufeff")
+
+
+def is_empty(path: Path) -> bool:
+    """True for a file with no bytes, or nothing but a byte order mark."""
+    size = path.stat().st_size
+    if size > 3:
+        return False
+    head = path.read_bytes()
+    return head in (b"", codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)

@@ -1,0 +1,1 @@
+"""Great Expectations quality gates and the tables they validate."""

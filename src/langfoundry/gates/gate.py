@@ -1,0 +1,322 @@
+"""Data-quality gates: a data stage checks its output against expectations/<suite>.json before it finishes.
+
+A suite is Great Expectations' own JSON for an ExpectationSuite. Its expectations run on the rows
+table a stage wrote, except those whose `meta` says `{"table": "sources"}`, which run on the
+stage's per-source table (langfoundry.gates.tables). Values that cannot live in the JSON are
+suite parameters, written `{"$PARAMETER": "name"}` and filled in at validation time:
+
+  inventory_tags                the tags of data/inventory/languages.csv, read when the gate runs
+  min_chars, max_chars          params.yaml clean.min_chars / clean.max_chars
+  max_text_equals_pivot_share   params.yaml quality.*
+  min_mean_script_ratio
+
+Per-source reject limits differ by source (quality.max_reject_rate_by_source), so they are a column
+of the per-source table (`allowed_reject_rate`) rather than a parameter.
+
+Every gate writes its Data Docs to reports/quality/<suite>/ and its counts of evaluated, passed and
+failed expectations to metrics/quality/<suite>.json, whether it passes or fails; a failure prints
+which expectations failed with up to five offending rows (their origin, file and line) and stops
+the stage with a non-zero exit. Great Expectations is imported inside `validate` only: it takes
+seconds to import and the stages' other work must not pay for it before it is needed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from langfoundry.core.config import Params
+from langfoundry.core.errors import UserError
+from langfoundry.core.inventory import Language
+from langfoundry.gates.tables import GateTables
+from langfoundry.core.storage import write_metrics
+
+SUITES_DIR = Path("expectations")
+REPORTS_DIR = Path("reports/quality")
+METRICS_DIR = Path("metrics/quality")
+SOURCES_TABLE = "sources"
+SHOWN_ROWS = 5
+# Reports name this run time so that reruns write byte-identical pages (see _settle_pages).
+RUN_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+@dataclass
+class Failure:
+    expectation: str  # e.g. "expect_column_values_to_be_unique(id)"
+    description: str | None  # the suite's words for it
+    table: str  # "rows" or "sources"
+    rows_failed: int | None  # None for expectations on a whole column or table
+    observed: str | None  # what was seen, for expectations without offending rows
+    examples: list[str] = field(default_factory=list)  # "origin: column=value", at most SHOWN_ROWS
+
+
+@dataclass
+class GateResult:
+    suite: str
+    evaluated: int
+    passed: int
+    failures: list[Failure]
+    rows: int
+    seconds: float  # the whole gate: import, validation, report
+    import_seconds: float  # of which importing Great Expectations (nothing once a process has it)
+    report: Path
+
+    @property
+    def failed(self) -> int:
+        return self.evaluated - self.passed
+
+    @property
+    def success(self) -> bool:
+        return self.failed == 0
+
+
+def suite_parameters(params: Params, inventory: Mapping[str, Language]) -> dict[str, Any]:
+    """The values the suites' {"$PARAMETER": name} placeholders stand for."""
+    return {
+        "inventory_tags": sorted(inventory),
+        "min_chars": params.clean.min_chars,
+        "max_chars": params.clean.max_chars,
+        "max_text_equals_pivot_share": params.quality.max_text_equals_pivot_share,
+        "min_mean_script_ratio": params.quality.min_mean_script_ratio,
+    }
+
+
+def load_suite(name: str, root: Path | str = ".") -> dict[str, Any]:
+    """The suite's JSON, checked for what the gate relies on (GX itself checks each expectation)."""
+    path = Path(root) / SUITES_DIR / f"{name}.json"
+    if not path.exists():
+        raise UserError(f"{path}: expectation suite not found; every gated table needs one (see {SUITES_DIR}/)")
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); fix the syntax there") from None
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
+        raise UserError(f"{path}: not an expectation suite; it needs a list under \"expectations\"")
+    if suite.get("name") != name:
+        raise UserError(f"{path}: \"name\" is {suite.get('name')!r}; it must be {name!r}, the file's name")
+    for index, expectation in enumerate(suite["expectations"]):
+        if not isinstance(expectation, dict):
+            raise UserError(f"{path}: expectation number {index + 1} is not an object with \"type\" and \"kwargs\"")
+        if _table_of(expectation) not in ("rows", SOURCES_TABLE):
+            raise UserError(f"{path}: expectation number {index + 1}: meta.table is {_table_of(expectation)!r}; "
+                            f"use \"rows\" (the default) or \"{SOURCES_TABLE}\"")
+    return suite
+
+
+def _table_of(expectation: Mapping[str, Any]) -> Any:
+    """Which table an expectation checks: its meta.table, "rows" by default."""
+    meta = expectation.get("meta")
+    return meta.get("table", "rows") if isinstance(meta, dict) else "rows"
+
+
+def describe(config: Any) -> str:
+    """An expectation as type(columns), e.g. expect_column_pair_values_to_be_equal(rows_in, accounted)."""
+    kwargs = config.kwargs
+    columns = [kwargs[key] for key in ("column", "column_A", "column_B") if key in kwargs]
+    columns += list(kwargs.get("column_list") or [])
+    return f"{config.type}({', '.join(map(str, columns))})"
+
+
+def _show(value: Any) -> str:
+    """A value as people read it: numbers plainly (numpy's too), text quoted and cut short."""
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 80 else value[:77] + "...")
+    return str(value)
+
+
+def _observed(result: Mapping[str, Any], kwargs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str | None:
+    if "observed_value" not in result:
+        return None
+    bound = {key: kwargs.get(key) for key in ("min_value", "max_value")}
+    bound = {key: parameters.get(value["$PARAMETER"]) if isinstance(value, dict) else value for key, value in bound.items()}
+    bounds = [f"{name} {_show(bound[key])}" for key, name in (("min_value", ">="), ("max_value", "<="))
+              if bound[key] is not None]
+    return f"observed {_show(result['observed_value'])}" + (f", expected {' and '.join(bounds)}" if bounds else "")
+
+
+def _exception_message(info: Any) -> str | None:
+    """GX keeps the error of an expectation that could not run (a missing column), flat or per metric."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return info.get("exception_message")
+    for inner in info.values():
+        if isinstance(inner, dict) and inner.get("raised_exception"):
+            return inner.get("exception_message")
+    return None
+
+
+def _failure(result: Any, table: str, keys: tuple[str, ...], parameters: Mapping[str, Any]) -> Failure:
+    config = result.expectation_config
+    details = result.result or {}
+    examples = []
+    for row in (details.get("partial_unexpected_index_list") or [])[:SHOWN_ROWS]:
+        where = " ".join(str(row[key]) for key in keys if row.get(key) is not None)
+        where = f"source {where}" if table == SOURCES_TABLE else where
+        values = ", ".join(f"{name}={_show(value)}" for name, value in row.items() if name not in keys)
+        examples.append(f"{where}: {values}" if values else where)
+    error = _exception_message(result.exception_info)
+    observed = f"could not run: {error}" if error else _observed(details, config.kwargs, parameters)
+    return Failure(describe(config), config.description, table, details.get("unexpected_count"), observed, examples)
+
+
+def _context(site: Path) -> Any:
+    """An ephemeral GX context (nothing on disk but the Data Docs site), quiet and offline."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (DataContextConfig, InMemoryStoreBackendDefaults,
+                                                            ProgressBarsConfig)
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        data_docs_sites={"quality": {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site.resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }},
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _gx_suite(name: str, expectations: list[dict[str, Any]], path: Path) -> Any:
+    """The expectations as a GX suite, each one built here so that a bad one stops with its place
+    (given dicts, GX logs a bad expectation and leaves it out of the suite)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    built = []
+    for index, expectation in enumerate(expectations):
+        try:
+            built.append(ExpectationConfiguration(**expectation).to_domain_obj())
+        except Exception as err:  # GX raises several types for a malformed expectation; all are the file's to fix
+            message = " ".join(str(err).split())[:300]
+            raise UserError(f"{path}: expectation {expectation.get('type')!r} ({name}, number {index + 1}) is not "
+                            f"valid: {message}") from None
+    return gx.ExpectationSuite(name=name, expectations=built)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_REMOTE_LOGO = re.compile(r'https://great-expectations-web-assets\.[^"]*/logo-long\.png\?[^"]*')
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")  # GX's time format, e.g. the batch's load time
+
+
+def _settle_pages(site: Path) -> None:
+    """Make the Data Docs pages byte-identical between runs and fully local.
+
+    GX renders a random id into every collapsible block, the time it loaded the batch, and a logo
+    URL carrying the render time (fetched from a web server when the page is opened); none of it
+    is configurable, so the ids become per-page counters, times become RUN_TIME and the logo
+    points at the copy in the site's static folder.
+    """
+    logo = site / "static" / "images" / "logo-long.png"
+    for page in sorted(site.rglob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        numbers: dict[str, str] = {}
+        html = _UUID.sub(lambda match: numbers.setdefault(match.group(), f"block-{len(numbers) + 1}"), html)
+        html = _REMOTE_LOGO.sub(Path(os.path.relpath(logo, page.parent)).as_posix(), html)
+        html = _TIMESTAMP.sub(RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ"), html)
+        page.write_text(html, encoding="utf-8")
+
+
+def validate(name: str, tables: GateTables, parameters: Mapping[str, Any], root: Path | str = ".") -> GateResult:
+    """Check the tables against expectations/<name>.json; write the report and the metrics; never raise
+    for failed expectations (see `enforce`)."""
+    started = time.perf_counter()
+    root = Path(root)
+    path = root / SUITES_DIR / f"{name}.json"
+    suite = load_suite(name, root)
+    parts = {table: [e for e in suite["expectations"] if _table_of(e) == table] for table in ("rows", SOURCES_TABLE)}
+    if parts[SOURCES_TABLE] and tables.sources is None:
+        raise UserError(f"{path}: has expectations on the {SOURCES_TABLE} table, which the {name} gate does not build")
+
+    # GX logs its own bookkeeping at INFO, which would drown a stage's output.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    imported = time.perf_counter()
+    site = root / REPORTS_DIR / name
+    if site.exists():
+        shutil.rmtree(site)  # pages of an earlier run must not outlive it
+    context = _context(site)
+    frames = context.data_sources.add_pandas("tables")
+    evaluated = passed = 0
+    failures: list[Failure] = []
+    for table_name, expectations in parts.items():
+        if not expectations:
+            continue
+        frame = (tables.rows if table_name == "rows" else tables.sources).to_pandas()
+        keys = tables.row_keys if table_name == "rows" else ("source",)
+        suite_name = name if table_name == "rows" else f"{name}_by_source"
+        gx_suite = context.suites.add(_gx_suite(suite_name, expectations, path))
+        batch = frames.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("whole")
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=gx_suite))
+        outcome = definition.run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=dict(parameters),
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_ROWS,
+                           "unexpected_index_column_names": [key for key in keys if key in frame.columns]},
+            run_id=RunIdentifier(run_name=name, run_time=RUN_TIME))
+        evaluated += outcome.statistics["evaluated_expectations"]
+        passed += outcome.statistics["successful_expectations"]
+        failures += [_failure(result, table_name, keys, parameters) for result in outcome.results if not result.success]
+    context.build_data_docs()
+    _settle_pages(site)
+    failures.sort(key=lambda failure: failure.table != SOURCES_TABLE)  # per-source failures name the source: first
+    result = GateResult(name, evaluated, passed, failures, tables.rows.num_rows, time.perf_counter() - started,
+                        imported - started, site / "index.html")
+    write_metrics(root / METRICS_DIR / f"{name}.json", {
+        "expectations": {"evaluated": result.evaluated, "passed": result.passed, "failed": result.failed},
+        "rows": result.rows, "sources": 0 if tables.sources is None else tables.sources.num_rows})
+    return result
+
+
+def failure_table(result: GateResult) -> str:
+    """The failed expectations, how many rows failed each, and up to five offending rows."""
+    header = ("expectation", "rows failed")
+    lines = [(f"{failure.expectation}" + (" [per source]" if failure.table == SOURCES_TABLE else ""),
+              "-" if failure.rows_failed is None else str(failure.rows_failed)) for failure in result.failures]
+    width = max(len(text) for text, _ in [header, *lines])
+    out = [f"  {header[0]:<{width}}  {header[1]}"]
+    for failure, (text, count) in zip(result.failures, lines):
+        out.append(f"  {text:<{width}}  {count}")
+        if failure.description:
+            out.append(f"      {failure.description}")
+        if failure.observed:
+            out.append(f"      {failure.observed}")
+        out.extend(f"      {example}" for example in failure.examples)
+    return "\n".join(out)
+
+
+def enforce(result: GateResult) -> None:
+    """Print the gate's line; on a failure print the table and stop the stage (UserError, exit 1)."""
+    print(f"gate {result.suite}: {result.passed}/{result.evaluated} expectations passed in {result.seconds:.2f} s "
+          f"({result.import_seconds:.2f} s of it importing Great Expectations; report: {result.report})")
+    if result.success:
+        return
+    print(failure_table(result), file=sys.stderr)
+    first = result.failures[0]
+    detail = first.examples[0] if first.examples else first.observed or first.expectation
+    raise UserError(f"quality gate {result.suite} failed {result.failed} of {result.evaluated} expectations ({detail}); "
+                    f"see the table above and {result.report}")
+
+
+def gate(name: str, tables: GateTables, params: Params, inventory: Mapping[str, Language],
+         root: Path | str = ".") -> GateResult:
+    """Validate a stage's output against its suite and stop the stage if it fails."""
+    result = validate(name, tables, suite_parameters(params, inventory), root)
+    enforce(result)
+    return result

@@ -1,0 +1,195 @@
+"""The tables the quality gates validate, built with pyarrow from a stage's inputs and outputs.
+
+A gate checks two tables against its suite (langfoundry.gates.gate):
+
+- rows: the stage's output, one row per record (or per chat example), with a few columns computed
+  only for checking: `group_in_several_splits` (leakage), and for chat examples `chat_valid` and
+  `chat_problem`, `record_split` and `origin` (looked up from the split table by record id);
+- sources: one row per source with what went in and out of the stage (`rows_in`, `kept`,
+  `rejected`, `accounted` = kept + rejected), its `reject_rate` and `allowed_reject_rate`, the
+  mean share of letters written in the language's script on either side (`mean_script_ratio`,
+  `mean_pivot_script_ratio`), and the share of pairs whose text equals its pivot
+  (`text_equals_pivot_share`, sides compared in comparison form). An expectation on this table
+  fails on the source's row, so its message names the source.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from langfoundry.core.config import QualityParams
+from langfoundry.core.errors import UserError
+from langfoundry.clean.filters import measure
+from langfoundry.data.chat import check_example
+from langfoundry.core.normalize import comparison_key
+
+
+@dataclass
+class GateTables:
+    rows: pa.Table
+    sources: pa.Table | None = None
+    # Columns that identify an offending row in the failure table and the report.
+    row_keys: tuple[str, ...] = ("origin",)
+
+
+# --- per-row measures --------------------------------------------------------------------------
+
+
+def script_ratios(texts: list[str | None], langs: list[str | None], scripts: Mapping[str, str]) -> np.ndarray:
+    """Share of a text's letters written in its language's script (as the clean filter counts it):
+    0 for a text without letters; NaN without a text or with a tag the inventory lacks (which an
+    expectation on `lang` reports)."""
+    present = [bool(text) and lang in scripts for text, lang in zip(texts, langs)]
+    counts = measure([text if there else None for text, there in zip(texts, present)],
+                     [scripts[lang] if there else None for lang, there in zip(langs, present)])
+    ratios = np.zeros(len(texts), dtype=np.float64)
+    np.divide(counts.script_letters, counts.letters, out=ratios, where=counts.letters > 0)
+    ratios[~np.array(present, dtype=bool)] = np.nan
+    return ratios
+
+
+def texts_equal_pivots(texts: list[str | None], pivots: list[str | None]) -> np.ndarray:
+    """1.0 where the text equals its pivot in comparison form, 0.0 where not, NaN without a pivot."""
+    return np.array([np.nan if not pivot or text is None else float(comparison_key(text) == comparison_key(pivot))
+                     for text, pivot in zip(texts, pivots)], dtype=np.float64)
+
+
+def groups_in_several_splits(groups: pa.ChunkedArray | pa.Array, splits: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """True for each row whose group also has rows in another split: the split leaks."""
+    pairs = pa.table({"group": groups, "split": splits})
+    per_group = pairs.group_by("group", use_threads=False).aggregate([("split", "count_distinct")])
+    leaking = per_group.filter(pc.greater(per_group.column("split_count_distinct"), 1)).column("group")
+    return pc.fill_null(pc.is_in(pairs.column("group"), value_set=leaking.combine_chunks()), False)
+
+
+# --- the per-source table ----------------------------------------------------------------------
+
+
+def _count_by_source(table: pa.Table | None) -> Counter:
+    if table is None or table.num_rows == 0:
+        return Counter()
+    return Counter(table.column("source").to_pylist())
+
+
+def _mean_by_source(sources: list[str], values: np.ndarray) -> dict[str, float]:
+    """Mean of the non-NaN values per source; sources without any are left out."""
+    sums: Counter = Counter()
+    counts: Counter = Counter()
+    for source, value in zip(sources, values):
+        if not np.isnan(value):
+            sums[source] += value
+            counts[source] += 1
+    return {source: sums[source] / counts[source] for source in counts}
+
+
+def source_table(rows_in: Mapping[str, int], kept: pa.Table, rejects: pa.Table | None, quality: QualityParams,
+                 scripts: Mapping[str, str] | None = None) -> pa.Table:
+    """One row per source: rows in and out of the stage and, with scripts, measures of the kept rows."""
+    kept_counts, rejected_counts = _count_by_source(kept), _count_by_source(rejects)
+    names = sorted(set(rows_in) | set(kept_counts) | set(rejected_counts))
+    columns: dict[str, Any] = {
+        "source": names,
+        "rows_in": [rows_in.get(name, 0) for name in names],
+        "kept": [kept_counts[name] for name in names],
+        "rejected": [rejected_counts[name] for name in names],
+    }
+    columns["accounted"] = [k + r for k, r in zip(columns["kept"], columns["rejected"])]
+    columns["reject_rate"] = [r / n if n else 0.0 for r, n in zip(columns["rejected"], columns["rows_in"])]
+    columns["allowed_reject_rate"] = [quality.max_reject_rate_by_source.get(name, quality.max_reject_rate)
+                                      for name in names]
+    if scripts is not None:
+        row_sources = kept.column("source").to_pylist()
+        texts, pivots = kept.column("text").to_pylist(), kept.column("pivot_text").to_pylist()
+        measures = {
+            "mean_script_ratio": script_ratios(texts, kept.column("lang").to_pylist(), scripts),
+            "mean_pivot_script_ratio": script_ratios(pivots, kept.column("pivot_lang").to_pylist(), scripts),
+            "text_equals_pivot_share": texts_equal_pivots(texts, pivots),
+        }
+        for column, values in measures.items():
+            means = _mean_by_source(row_sources, values)
+            columns[column] = pa.array([means.get(name) for name in names], pa.float64())
+    return pa.table(columns)
+
+
+# --- one function per gated table ----------------------------------------------------------------
+
+
+def ingested_tables(records: pa.Table, rejects: pa.Table, rows_read: Mapping[str, int], scripts: Mapping[str, str],
+                    quality: QualityParams) -> GateTables:
+    """ingest: rows read per source (as the readers counted them) = records + rejects written."""
+    unknown = sorted(set(quality.max_reject_rate_by_source) - set(rows_read))
+    if unknown:
+        raise UserError(f"params.yaml: quality.max_reject_rate_by_source.{unknown[0]}: there is no source "
+                        f"{unknown[0]!r} in sources.yaml (sources: {', '.join(sorted(rows_read)) or 'none'})")
+    return GateTables(records, source_table(rows_read, records, rejects, quality, scripts))
+
+
+def clean_tables(ingested: pa.Table, kept: pa.Table, rejects: pa.Table, scripts: Mapping[str, str],
+                 quality: QualityParams) -> GateTables:
+    """clean: ingested rows per source = kept + rejected by a filter."""
+    return GateTables(kept, source_table(_count_by_source(ingested), kept, rejects, quality, scripts))
+
+
+def split_tables(unsplit: pa.Table, split: pa.Table, quality: QualityParams) -> GateTables:
+    """split: every input row is in exactly one split, and no group straddles two splits."""
+    leaks = groups_in_several_splits(split.column("group"), split.column("split"))
+    rows = split.append_column("group_in_several_splits", leaks)
+    return GateTables(rows, source_table(_count_by_source(unsplit), split, None, quality))
+
+
+def chat_problem(example: Mapping[str, Any]) -> str | None:
+    """Why an example is not a well-formed chat (roles in order, no empty content, ends with the
+    answer), or None when it is one."""
+    try:
+        check_example(example)
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        return str(err) or type(err).__name__
+    return None
+
+
+def processed_tables(examples: Mapping[str, Iterable[Mapping[str, Any]]], split: pa.Table) -> GateTables:
+    """format: the train/val/test examples as one flat table, one row per distinct example (`copies`
+    counts repeats a task weight above 1 made), each traced back to its record's origin and split."""
+    origin_of = dict(zip(split.column("id").to_pylist(), split.column("origin").to_pylist()))
+    split_of = dict(zip(split.column("id").to_pylist(), split.column("split").to_pylist()))
+    rows: list[dict[str, Any]] = []
+    copies: Counter = Counter()
+    for split_name, split_examples in sorted(examples.items()):
+        for example in split_examples:
+            key = (split_name, example.get("id"))
+            copies[key] += 1
+            if copies[key] > 1:
+                continue
+            problem = chat_problem(example)
+            rows.append({
+                "id": example.get("id"),
+                "record_id": example.get("record_id"),
+                "task": example.get("task"),
+                "split": split_name,
+                "lang": example.get("lang"),
+                "pivot_lang": example.get("pivot_lang"),
+                "source": example.get("source"),
+                "group": example.get("group"),
+                "source_text": example.get("source_text"),
+                "reference": example.get("reference"),
+                "turns": len(example.get("messages") or []),
+                "chat_valid": problem is None,
+                "chat_problem": problem,
+                "record_split": split_of.get(example.get("record_id")),
+                "origin": origin_of.get(example.get("record_id")),
+            })
+    for row in rows:
+        row["copies"] = copies[(row["split"], row["id"])]
+    schema = pa.schema([(name, pa.string()) for name in ("id", "record_id", "task", "split", "lang", "pivot_lang",
+                                                          "source", "group", "source_text", "reference")]
+                       + [("turns", pa.int64()), ("chat_valid", pa.bool_()), ("chat_problem", pa.string()),
+                          ("record_split", pa.string()), ("origin", pa.string()), ("copies", pa.int64())])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    leaks = groups_in_several_splits(table.column("group"), table.column("split"))
+    return GateTables(table.append_column("group_in_several_splits", leaks), None, ("origin", "id", "chat_problem"))

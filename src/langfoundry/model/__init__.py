@@ -1,0 +1,1 @@
+"""Base model, vocabulary extension, presets, LoRA training, evaluation, scoring, tokenizer analysis."""

@@ -1,0 +1,1 @@
+"""Coverage, evaluation, tokenizer and pull-request reports; reproducibility; the retrain decision."""

@@ -1,0 +1,14 @@
+"""Stage validate: params.yaml, sources.yaml and every language tag they use, checked before any stage runs."""
+
+import argparse
+
+from langfoundry.core.errors import stage_entry
+from langfoundry.core.inventory import validate_project
+
+
+def main(params: str = "params.yaml", sources: str = "sources.yaml", inventory: str = "data/inventory/languages.csv") -> None:
+    print(validate_project(params, sources, inventory))
+
+
+if __name__ == "__main__":
+    stage_entry(lambda args: main(), argparse.ArgumentParser(description=__doc__))
