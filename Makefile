@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro cycle pr-report test test-fast bench bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv
+.PHONY: venv repro cycle pr-report test test-fast lint bench bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv
 
 venv: $(STAMP)
 
@@ -46,6 +46,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	python -m pytest -q -m "not slow"
 
+lint: $(STAMP)
+	ruff check .
+
 # Every figure of README's Performance section (about half an hour on 2 cores, most of it the 10M-pair run);
 # the parts alone: bench-pipeline, bench-model, bench-data, bench-scale; bench-gpu needs a CUDA GPU.
 bench: bench-pipeline bench-model bench-data bench-scale
@@ -60,10 +63,11 @@ bench-model: $(STAMP)
 	python benchmarks/bench_training.py
 
 # Data stages against OpusFilter 3.3.1 (its own venv, from PyPI, once) and near-duplicate removal on the
-# seeded 200,000-pair corpus of ../shared/bench; bench-scale: 10 million pairs in bounded memory (long).
+# seeded 200,000-pair corpus of benchmarks/corpus.py; bench-scale: 10 million pairs in bounded memory (long).
 bench-data: $(STAMP)
 	python benchmarks/bench_opusfilter.py
 	python benchmarks/bench_near_dedup.py
+	python benchmarks/bench_memory.py
 
 bench-scale: $(STAMP)
 	python benchmarks/bench_scale.py

@@ -1,10 +1,11 @@
-"""Shared by the data-stage benchmarks: the seeded reference corpus, a throw-away project around it,
+"""Shared by the data-stage benchmarks: the seeded corpus (benchmarks/corpus.py), a throw-away project around it,
 and stage runs timed with their peak memory (all processes of the run, sampled)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -20,34 +21,21 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from repo_copy import override_params  # noqa: E402
 
-BENCH_DIR = REPO.parent / "shared" / "bench"  # the reference generator, OpusFilter config and script
+sys.path.insert(0, str(REPO / "benchmarks"))
+from corpus import is_current, write_corpus  # noqa: E402
+
 SEED = 12345
 SOURCE_PATHS = ("data/raw/bench/jv.txt", "data/raw/bench/id.txt")
 JSONL_PATH = "data/raw/bench/corpus.jsonl"
 
 
-def reference_dir(path: Path | None) -> Path:
-    bench = path or BENCH_DIR
-    if not (bench / "gen_corpus.py").is_file():
-        raise SystemExit(f"no gen_corpus.py in {bench}; pass --bench-dir (the folder with gen_corpus.py, "
-                         f"opusfilter.yaml and run_opusfilter.sh)")
-    return bench
-
-
-def corpus(folder: Path, pairs: int, bench: Path) -> Path:
-    """The seeded corpus in folder (src.txt, tgt.txt, corpus.jsonl, labels.txt), generated once."""
-    labels = folder / "labels.txt"
-    if labels.exists() and labels.stat().st_size and _line_count(labels) == pairs:
-        return folder
-    print(f"generating {pairs:,} pairs into {folder} ...", flush=True)
-    subprocess.run([sys.executable, str(bench / "gen_corpus.py"), "--n", str(pairs), "--seed", str(SEED),
-                    "--out", str(folder)], check=True, stdout=subprocess.DEVNULL)
+def corpus(folder: Path, pairs: int) -> Path:
+    """The seeded corpus of benchmarks/corpus.py in folder (src.txt, tgt.txt, corpus.jsonl, labels.txt),
+    made once: a later run reuses it while its size, seed and generator version match."""
+    if not is_current(folder, pairs, SEED):
+        print(f"generating {pairs:,} pairs into {folder} ...", flush=True)
+        write_corpus(folder, pairs, SEED)
     return folder
-
-
-def _line_count(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 24), b""))
 
 
 def make_project(root: Path, data: Path, overrides: dict[str, object], source_format: str = "txt") -> Path:
@@ -136,12 +124,41 @@ def run_measured(command: list[str], cwd: Path, interval: float = 0.05) -> Run:
     return Run(seconds, peak[0], output, peak_rss_sum=peak[1], cpu_seconds=cpu)
 
 
+# Imports the stage script and calls its own main (paths from the project's params.yaml): what DVC runs,
+# with the import, the work and the gate timed apart. The gate prints its own time ("... in 2.45 s").
+_CALL_STAGE = """
+import importlib.util, json, logging, re, sys, time
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("stage", sys.argv[1])
+stage = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(stage)
+from langfoundry.core.config import load_params
+from langfoundry.core.errors import UserError
+imported = time.perf_counter()
+logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+gate = sys.argv[2] == "gate"
+options = {"gate": gate} if "gate" in stage.main.__code__.co_varnames else {}
+verdict = "passed" if options.get("gate") else "none"
+try:
+    stage.main(load_params(), **options)
+except UserError as failure:
+    if not gate:
+        raise
+    verdict = "failed: " + str(failure)[:200]
+done = time.perf_counter()
+print(json.dumps({"import_s": imported - started, "main_s": done - imported, "gate": verdict}))
+"""
+
+
 def run_stage(project: Path, stage: str, gate: bool = False) -> Run:
-    """A stage's work (benchmarks/stage_work.py: the script's library calls, its gate only if asked)
-    in a process of its own, as DVC would start it; Run.report holds its own timings."""
-    command = [sys.executable, str(REPO / "benchmarks/stage_work.py"), stage] + (["--gate"] if gate else [])
+    """The stage's own main (stages/<stage>.py), with or without its gate, in a process of its own as DVC
+    would start it; Run.report holds import_s, work_s, gate_s (0 without a gate) and the gate's verdict."""
+    command = [sys.executable, "-c", _CALL_STAGE, str(REPO / "stages" / f"{stage}.py"), "gate" if gate else "no-gate"]
     run = run_measured(command, project)
     run.report = json.loads(run.output.strip().splitlines()[-1])
+    gate_times = [float(seconds) for seconds in re.findall(r"^gate \S+: .* in ([0-9.]+) s", run.output, re.M)]
+    run.report["gate_s"] = sum(gate_times)
+    run.report["work_s"] = run.report.pop("main_s") - run.report["gate_s"]
     return run
 
 

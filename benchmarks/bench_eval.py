@@ -19,18 +19,19 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def eval_paths(repo: Path):
     """The evaluate stage's inputs, under repo."""
+    from langfoundry.core.config import load_params
     from langfoundry.model.evaluation import EvalPaths
 
-    return EvalPaths(test=repo / "data/processed/test.jsonl", train=repo / "data/processed/train.jsonl",
-                     base=repo / "models/base", adapter=repo / "models/adapter")
+    paths = load_params(repo / "params.yaml").paths
+    return EvalPaths.from_params(paths.under(repo))
 
 
 def missing_outputs(paths, model: str) -> list[Path]:
@@ -101,9 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from langfoundry.core.config import load_params
+    from langfoundry.core.storage import read_jsonl
     from langfoundry.model.evaluation import chat_prompts
     from langfoundry.model.scoring import select_examples
-    from langfoundry.core.storage import read_jsonl
 
     params = load_params(repo / "params.yaml")
     evaluate = params.evaluate

@@ -1,6 +1,7 @@
-"""Near-duplicate removal (MinHash/LSH) of the seeded 200,000-pair reference corpus on all cores.
+"""Near-duplicate removal (MinHash/LSH) of the seeded 200,000-pair benchmark corpus (benchmarks/corpus.py)
+on all cores.
 
-Usage: python benchmarks/bench_near_dedup.py [--workdir DIR] [--bench-dir DIR]
+Usage: python benchmarks/bench_near_dedup.py [--workdir DIR]
 
 Ingest and clean run first with the project's defaults (not timed here). Then, timed:
 - the dedup stage's work as the stage runs it (exact, then near duplicates: the planted copies are
@@ -24,9 +25,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import corpus, line_of, load_average, make_project, mib, reference_dir, run_stage  # noqa: E402
+from bench_common import corpus, line_of, load_average, make_project, mib, run_stage  # noqa: E402
 
 import langfoundry.clean.dedup as dedup  # noqa: E402
+from langfoundry.clean.dedup import decision  # noqa: E402
 from langfoundry.core.config import load_params  # noqa: E402
 from langfoundry.core.normalize import comparison_key  # noqa: E402
 
@@ -39,13 +41,13 @@ def outcomes(rejects: Path) -> dict[int, str]:
 
 def lsh_alone(project: Path) -> tuple[float, Counter, dict[int, str]]:
     """dedup_parquet with exact dedup given nothing to find: each row's exact key is random."""
-    exact_key_digests = dedup.exact_key_digests
+    exact_key_digests = decision.exact_key_digests
 
     def unique_digests(table, contents):  # noqa: ANN001
         digests = exact_key_digests(table, contents)
         return np.frombuffer(os.urandom(digests.nbytes), dtype=np.uint64).reshape(digests.shape)
 
-    dedup.exact_key_digests = unique_digests  # the workers fork after this, so they see it too
+    decision.exact_key_digests = unique_digests  # the workers fork after this, so they see it too
     try:
         params = load_params(project / "params.yaml").dedup
         started = time.perf_counter()
@@ -55,16 +57,28 @@ def lsh_alone(project: Path) -> tuple[float, Counter, dict[int, str]]:
             seconds = time.perf_counter() - started
             return seconds, counts, outcomes(Path(scratch) / "rejects.parquet")
     finally:
-        dedup.exact_key_digests = exact_key_digests
+        decision.exact_key_digests = exact_key_digests
+
+
+def later_copies(pairs: list[tuple[str, str]], rejected: set[int]) -> set[int]:
+    """Lines (1-based) whose pair came earlier among the lines not rejected: the first copy is kept."""
+    seen: set[tuple[str, str]] = set()
+    copies = set()
+    for line, pair in enumerate(pairs, start=1):
+        if line in rejected:
+            continue
+        if pair in seen:
+            copies.add(line)
+        seen.add(pair)
+    return copies
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "langfoundry-bench")
-    parser.add_argument("--bench-dir", type=Path, help="folder with gen_corpus.py (default ../shared/bench)")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
-    data = corpus(workdir / "data", 200_000, reference_dir(args.bench_dir))
+    data = corpus(workdir / "data", 200_000)
     print(f"machine: {os.cpu_count()} cores, load average {load_average()}", flush=True)
     project = make_project(workdir / "project-near", data, {"dedup.near.enabled": True})
     for stage in ("ingest", "clean"):
@@ -80,21 +94,13 @@ def main() -> None:
         set(outcomes(project / "data/interim/ingest_rejects.parquet"))
     pairs = list(zip((data / "src.txt").read_text(encoding="utf-8").split("\n"),
                      (data / "tgt.txt").read_text(encoding="utf-8").split("\n")))
-    # A line is a duplicate when its pair came earlier among the lines clean kept (the first is kept).
-    seen: set = set()
-    duplicate_lines = set()
-    for line, label in enumerate(labels, start=1):
-        if line in clean_rejected:
-            continue
-        if pairs[line - 1] in seen:
-            duplicate_lines.add(line)
-        seen.add(pairs[line - 1])
+    duplicate_lines = later_copies(pairs[:len(labels)], clean_rejected)
     planted = len(duplicate_lines)
     clean_lines = sum(label == "clean" for line, label in enumerate(labels, start=1) if line not in clean_rejected)
     print(f"\n## Near-duplicate removal, {len(labels):,} pairs ({clean_lines:,} clean pairs and {planted:,} planted copies "
           f"left after clean)\n")
-    print("| run | wall s | peak memory (PSS) | exact removed | near removed | duplicates removed | clean pairs removed wrongly |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | wall s | peak memory (PSS) | exact removed | near removed | duplicates removed "
+          "| clean pairs removed wrongly |\n|---|---|---|---|---|---|---|")
 
     def row(name: str, seconds: float, rss: str, found: dict[int, str]) -> None:
         reasons = Counter(found.values())

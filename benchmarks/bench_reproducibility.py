@@ -18,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from langfoundry.reports.reproducibility import compare_runs, format_comparison  # noqa: E402
 from repo_copy import TINY_PARAMS, copy_repo, env, override_params, run  # noqa: E402
+
+from langfoundry.reports.reproducibility import compare_runs, format_comparison  # noqa: E402
 
 
 def repro_from_clean(source: Path, target: Path, hash_seed: str) -> float:

@@ -1,11 +1,11 @@
-"""Scale: 10 million pairs (about 2 GB of JSON Lines from the reference generator) through ingest, clean
+"""Scale: 10 million pairs (about 2 GB of JSON Lines from benchmarks/corpus.py) through ingest, clean
 and dedup in bounded memory, on all cores.
 
 Usage: python benchmarks/bench_scale.py [--pairs 10000000] [--format jsonl|txt] [--near] [--workdir DIR]
 
 The corpus is generated once into the workdir (minutes, about 4 GB with its text files) and kept.
-Each stage's work runs in a process of its own as its script runs it (benchmarks/stage_work.py),
-without the quality gate, which validates a whole table in memory. The peak resident memory of all
+Each stage runs in a process of its own: its script's own main, called without the quality gate
+(--no-gate), which validates a whole table in memory. The peak resident memory of all
 of a stage's processes together is sampled every 50 ms; the target is at most 2 GB. The stages' own
 lines say what spilled to disk. Near duplicates are off unless --near (MinHash on 10 million rows
 takes the better part of an hour on 2 cores).
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import corpus, load_average, make_project, mib, reference_dir, run_stage  # noqa: E402
+from bench_common import corpus, load_average, make_project, mib, run_stage  # noqa: E402
 
 LIMIT = 2 << 30
 
@@ -33,10 +33,9 @@ def main() -> None:
     parser.add_argument("--format", choices=["jsonl", "txt"], default="jsonl")
     parser.add_argument("--near", action="store_true", help="near-duplicate removal too")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "langfoundry-bench-scale")
-    parser.add_argument("--bench-dir", type=Path, help="folder with gen_corpus.py (default ../shared/bench)")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
-    data = corpus(workdir / f"data{args.pairs}", args.pairs, reference_dir(args.bench_dir))
+    data = corpus(workdir / f"data{args.pairs}", args.pairs)
     size = (data / "corpus.jsonl").stat().st_size if args.format == "jsonl" else \
         (data / "src.txt").stat().st_size + (data / "tgt.txt").stat().st_size
     print(f"machine: {os.cpu_count()} cores, load average {load_average()}; input {args.format}, {size / 2**30:.2f} GiB",

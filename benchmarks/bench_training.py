@@ -28,9 +28,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("/tmp/langfoundry-bench-packing")
@@ -246,7 +247,8 @@ def print_table(results: Sequence[RunResult]) -> dict[str, dict[str, float]]:
 def faster_per_real_token(figures: Mapping[str, Mapping[str, float]]) -> str:
     """One line naming the run with more real tokens per second, and by how much."""
     (first, a), (second, b) = figures.items()
-    fast, slow = ((first, a), (second, b)) if a["real_tokens_per_second"] >= b["real_tokens_per_second"] else ((second, b), (first, a))
+    ordered = ((first, a), (second, b))
+    fast, slow = ordered if a["real_tokens_per_second"] >= b["real_tokens_per_second"] else ordered[::-1]
     ratio = fast[1]["real_tokens_per_second"] / slow[1]["real_tokens_per_second"]
     return (f"faster per real token: {fast[0]} ({fast[1]['real_tokens_per_second']:,.0f} real tokens/s against "
             f"{slow[1]['real_tokens_per_second']:,.0f} for {slow[0]}, {ratio:.2f}x)")
@@ -306,7 +308,8 @@ def write_curves(results: Sequence[RunResult], out: Path) -> tuple[Path, Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
-                        help=f"optimizer steps of each run (default {DEFAULT_MAX_STEPS}: about a minute for the packed run on 2 cores)")
+                        help=f"optimizer steps of each run (default {DEFAULT_MAX_STEPS}: about a minute for the "
+                             "packed run on 2 cores)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"folder for loss_curves.png and loss_curves.csv (default {DEFAULT_OUT})")
     parser.add_argument("--repo", type=Path, default=REPO, help="the repository whose pipeline outputs to read")

@@ -1,18 +1,15 @@
 """Stage acquire: fetch sources that live outside the repository into data/raw/acquired/."""
 
-import argparse
-import logging
-
-from langfoundry.data.acquire import ACQUIRED_ROOT, acquire_sources
-from langfoundry.core.config import load_sources
-from langfoundry.core.errors import stage_entry
+from langfoundry.core.config import Params, PathsParams, load_sources
+from langfoundry.core.stage import run_stage
+from langfoundry.data.acquire import acquire_sources
 
 
-def main(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    acquired = acquire_sources(load_sources().sources)
-    print(f"acquire: {len(acquired)} source(s) in {ACQUIRED_ROOT}")
+def main(params: Params, paths: PathsParams | None = None) -> None:
+    paths = paths or params.paths
+    acquired = acquire_sources(load_sources(paths.sources).sources)
+    print(f"acquire: {len(acquired)} source(s) in {paths.acquired}")
 
 
 if __name__ == "__main__":
-    stage_entry(main, argparse.ArgumentParser(description=__doc__))
+    run_stage(main, __doc__)

@@ -1,39 +1,35 @@
 """Stage clean: normalise text, scrub personal data and filter ingested records."""
 
-import argparse
-from pathlib import Path
-
 import pyarrow.parquet as pq
 
-from langfoundry.core.config import load_params
-from langfoundry.core.errors import UserError, stage_entry
-from langfoundry.clean.filters import clean_metrics, clean_parquet
+from langfoundry.clean.driver import clean_metrics, clean_parquet
+from langfoundry.core.config import Params, PathsParams
+from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import load_inventory
-from langfoundry.gates.gate import gate
-from langfoundry.gates.tables import clean_tables
 from langfoundry.core.records import require_record_columns
+from langfoundry.core.stage import run_stage
 from langfoundry.core.storage import write_metrics
-
-INPUT = Path("data/interim/ingested.parquet")
-KEPT = Path("data/interim/clean.parquet")
-REJECTS = Path("data/interim/clean_rejects.parquet")
+from langfoundry.gates.gate import gate as run_gate
+from langfoundry.gates.streamed import clean_gate_tables
 
 
-def main(args: argparse.Namespace) -> None:
-    params = load_params()
-    inventory = load_inventory()
+def main(params: Params, paths: PathsParams | None = None, gate: bool = True) -> dict:
+    paths = paths or params.paths
+    inventory = load_inventory(paths.inventory)
     scripts = {tag: language.script for tag, language in inventory.items()}
-    if not INPUT.exists():
-        raise UserError(f"{INPUT}: not found; run the ingest stage first (dvc repro ingest)")
-    require_record_columns(pq.read_schema(INPUT), str(INPUT), "the ingest stage (dvc repro ingest)")
+    if not paths.ingested.exists():
+        raise UserError(f"{paths.ingested}: not found; run the ingest stage first (dvc repro ingest)")
+    require_record_columns(pq.read_schema(paths.ingested), str(paths.ingested), "the ingest stage (dvc repro ingest)")
     # Streamed in batches over all cores rather than read whole: the ingested table can be large.
-    counts = clean_parquet(INPUT, KEPT, REJECTS, params.clean, scripts, where=str(INPUT))
-    metrics = write_metrics("metrics/clean.json", clean_metrics(counts))
+    counts = clean_parquet(paths.ingested, paths.clean, paths.clean_rejects, params.clean, scripts,
+                           where=str(paths.ingested))
+    metrics = write_metrics(paths.metric("clean"), clean_metrics(counts))
     print(f"clean: {metrics['rows.in']} in, {metrics['rows.kept']} kept, {metrics['rows.rejected']} rejected")
-    kept, rejects = pq.read_table(KEPT), pq.read_table(REJECTS)
-    ingested_sources = pq.read_table(INPUT, columns=["source"])
-    gate("clean", clean_tables(ingested_sources, kept, rejects, scripts, params.quality), params, inventory)
+    if gate:
+        tables = clean_gate_tables(paths.ingested, paths.clean, paths.clean_rejects, scripts, params.quality)
+        run_gate("clean", tables, params, inventory, paths)
+    return metrics
 
 
 if __name__ == "__main__":
-    stage_entry(main, argparse.ArgumentParser(description=__doc__))
+    run_stage(main, __doc__, gated=True)

@@ -1,18 +1,16 @@
 """Stage evaluate: base vs adapter vs dictionary baseline on the test set -> metrics/eval.json, reports/eval.md."""
 
-import argparse
-
-from langfoundry.core.config import load_params
-from langfoundry.core.errors import stage_entry
-from langfoundry.model.evaluation import run_evaluation
+from langfoundry.core.config import Params, PathsParams
+from langfoundry.core.stage import run_stage
+from langfoundry.model.evaluation import EvalPaths, run_evaluation
 
 
-def main(args: argparse.Namespace) -> None:
-    params = load_params()
-    metrics = run_evaluation(params.evaluate, params.seed)
+def main(params: Params, paths: PathsParams | None = None) -> dict:
+    metrics = run_evaluation(params.evaluate, params.seed, EvalPaths.from_params(paths or params.paths))
     print(" ".join(f"{key}={metrics[key]:.2f}" for key in ("base.chrf", "adapter.chrf", "delta.chrf", "baseline.chrf")
                    if isinstance(metrics.get(key), float)))
+    return metrics
 
 
 if __name__ == "__main__":
-    stage_entry(main, argparse.ArgumentParser(description=__doc__))
+    run_stage(main, __doc__)

@@ -6,9 +6,11 @@ from langfoundry.core.errors import stage_entry
 from langfoundry.core.inventory import validate_project
 
 
-def main(params: str = "params.yaml", sources: str = "sources.yaml", inventory: str = "data/inventory/languages.csv") -> None:
+def main(params: str = "params.yaml", sources: str | None = None, inventory: str | None = None) -> None:
     print(validate_project(params, sources, inventory))
 
 
 if __name__ == "__main__":
-    stage_entry(lambda args: main(), argparse.ArgumentParser(description=__doc__))
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    stage_entry(lambda args: main(args.params), parser)

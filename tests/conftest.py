@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from repo_copy import FAST_PARAMS, copy_repo, override_params, run
 
 

@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from langfoundry.data.acquire import ACQUIRED_ROOT, acquire_sources
+from langfoundry.core.config import ACQUIRED_DIR as ACQUIRED_ROOT
 from langfoundry.core.config import load_sources
 from langfoundry.core.errors import UserError
+from langfoundry.data.acquire import acquire_sources
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = {"name": "banyumasan-corpus", "version": "0.1.0", "resource": "banyumasan_corpus/data/corpus.json"}
@@ -140,7 +141,7 @@ def url_source(url: str, sha256: str) -> dict:
 
 def test_url_download_is_verified_and_kept(tmp_path, monkeypatch, http_server):
     served, base = http_server
-    payload = "Aku mangan.\nDheweke turu.\n".encode()
+    payload = b"Aku mangan.\nDheweke turu.\n"
     (served / "teks jawa.txt").write_bytes(payload)
     make_repo(tmp_path / "repo", monkeypatch, [url_source(f"{base}/teks%20jawa.txt", hashlib.sha256(payload).hexdigest())])
     acquire()

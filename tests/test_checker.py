@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ingest_run import ingest_into
 
 from langfoundry.cli.check import parse_mapping, script_shares
 from langfoundry.cli.main import main as cli_main
-from langfoundry.core.config import IngestParams, Params, Source
+from langfoundry.core.config import IngestParams, Source
 from langfoundry.core.errors import UserError
-from langfoundry.data.ingest import ingest_sources
 from langfoundry.core.inventory import load_inventory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_a_usable_file_reports_counts_reasons_places_and_exits_0(repo, capsys):
 
 def test_the_counts_are_the_ones_ingest_gets(repo, capsys):
     source = Source(id="kamus", kind="conversation", lang="jv", path="data/raw/conversations.jsonl")
-    metrics = ingest_sources([source], IngestParams(), load_inventory()).metrics
+    metrics = ingest_into("data/interim", [source], IngestParams(), load_inventory()).metrics
     _, out, _ = check(capsys, "data/raw/conversations.jsonl", "--kind", "conversation", "--lang", "jv")
     assert int(line(out, "rows read:").split()[-1]) == metrics["rows_read"] == 6
     by_reason = {r.split()[1]: int(r.split()[2]) for r in out.splitlines() if r.startswith("  ingest")}
@@ -74,7 +74,6 @@ def test_over_the_threshold_exits_1_and_the_threshold_can_be_raised(repo, capsys
     assert code == 0 and line(out, "verdict:").startswith("verdict:    usable")
 
 
-@pytest.mark.skipif("quality" not in Params.model_fields, reason="params.yaml has no quality section")
 def test_the_threshold_comes_from_params_yaml(repo, capsys):
     (repo / "params.yaml").write_text(yaml.safe_dump({"quality": {"max_reject_rate": 0.2}}))
     code, out, _ = check(capsys, "data/raw/dictionary.csv", *DICTIONARY)  # 1 of 4 rejected

@@ -14,12 +14,18 @@ from hypothesis import strategies as st
 
 from langfoundry.clean import columnar
 from langfoundry.clean.dedup import content_keys
-from langfoundry.clean.filters import (
-    _LATIN1_WORD_TABLE, MAX_REPEAT_CHARS, _latin1_measures, measure_text, repeated_run, repeated_substring, scrub_pii,
+from langfoundry.clean.measures import (
+    _LATIN1_WORD_TABLE,
+    MAX_REPEAT_CHARS,
+    _latin1_measures,
+    measure_text,
+    repeated_run,
+    repeated_substring,
 )
+from langfoundry.clean.pii import scrub_pii
 from langfoundry.core.normalize import comparison_key, normalize_text
-from langfoundry.data.readers import encoding
 from langfoundry.core.records import make_record, records_table
+from langfoundry.data.readers import encoding
 
 LATIN1_SAMPLE = "ab cdeé Ààß µª x.,;'!?-<@12 3\u00a0\u00ad\x7f\t"
 plain_texts = st.text(alphabet="abcé Àe.,'!-1", max_size=40).map(lambda text: " ".join(text.split()))
@@ -168,7 +174,7 @@ def test_aligned_rows_do_not_depend_on_block_size(tmp_path: Path, monkeypatch: p
 
     source = Source(id="s", kind="parallel", lang="jv", pivot_lang="id", path="a.txt", pivot_path="b.txt")
     (tmp_path / "a.txt").write_bytes(b"siji\nloro \xff\n\ntelu papat\r\nlima\n")
-    (tmp_path / "b.txt").write_bytes("satu\ndua\ntiga\nempat lima\nenam\n".encode())
+    (tmp_path / "b.txt").write_bytes(b"satu\ndua\ntiga\nempat lima\nenam\n")
     monkeypatch.setattr(encoding, "READ_BLOCK_CHARS", block)
     items = list(read_aligned(tmp_path / "a.txt", "a.txt", tmp_path / "b.txt", "b.txt", source))
     rows = [(item.origin, getattr(item, "fields", None), getattr(item, "reason", None)) for item in items[1:]]

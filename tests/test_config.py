@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,10 +150,21 @@ def test_bleu_tokenizers_allowed_are_sacrebleus() -> None:
     assert sorted(get_args(EvaluateParams.model_fields["bleu_tokenize"].annotation)) == sorted(BLEU.TOKENIZERS)
 
 
-def test_every_stage_validates_what_it_reads_when_it_starts() -> None:
-    for script in sorted((REPO / "stages").glob("*.py")):
-        text = script.read_text(encoding="utf-8")
-        assert "load_params(" in text or "load_sources(" in text, script.name
+def test_every_stage_stops_on_a_mistyped_key_before_it_does_any_work(tmp_path: Path) -> None:
+    (tmp_path / "data" / "inventory").mkdir(parents=True)
+    shutil.copy(REPO / "data" / "inventory" / "languages.csv", tmp_path / "data" / "inventory")
+    shutil.copy(REPO / "sources.yaml", tmp_path)
+    params = (REPO / "params.yaml").read_text(encoding="utf-8")
+    (tmp_path / "params.yaml").write_text(params + "\ntrian:\n  epochs: 3\n", encoding="utf-8")
+    scripts = sorted(path for path in (REPO / "stages").glob("*.py") if path.name != "retrain.py")
+    runs = {script.name: subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) for script in scripts}
+    for name, run in runs.items():
+        _, err = run.communicate(timeout=300)
+        assert run.returncode != 0, name
+        assert "trian" in err and "Traceback" not in err, (name, err)
+    assert sorted(path.name for path in tmp_path.rglob("*") if path.is_file()) == ["languages.csv", "params.yaml",
+                                                                                   "sources.yaml"]
 
 
 @pytest.mark.slow

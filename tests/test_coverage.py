@@ -5,24 +5,29 @@ from __future__ import annotations
 
 import json
 import random
-import tracemalloc
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from langfoundry.reports import coverage as coverage_module
+from langfoundry.clean.langcheck import (
+    NgramIdentifier,
+    PackagedIdentifier,
+    SampleReservoir,
+    dominant_script,
+    run_identifier,
+    script_codes,
+)
 from langfoundry.core.config import AcquireSpec, CoverageParams, HuggingFaceSpec, Source
-from langfoundry.reports.coverage import CoveragePaths, build_coverage, count_jsonl, count_parquet, missing_inputs
-from langfoundry.reports.coverage_report import render_chart, render_report
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language
-from langfoundry.clean.langcheck import (NgramIdentifier, PackagedIdentifier, SampleReservoir, dominant_script,
-                                   run_identifier, script_codes)
 from langfoundry.core.normalize import comparison_key
 from langfoundry.core.records import make_record, make_reject, records_table, rejects_table
 from langfoundry.core.storage import write_jsonl, write_parquet
+from langfoundry.reports import coverage as coverage_module
+from langfoundry.reports.coverage import CoveragePaths, build_coverage, count_jsonl, count_parquet, missing_inputs
+from langfoundry.reports.coverage_report import render_chart, render_report
 
 INVENTORY = {
     "jv-x-banyumas": Language("Banyumasan", "jav", "jv-x-banyumas", "Latn", "Java", "Austronesian", "priority", 50),
@@ -72,7 +77,8 @@ def write_pipeline(root: Path) -> CoveragePaths:
     split = split.append_column("group", pa.array([row["text"] for row in kept]))
     split = split.append_column("split", pa.array(["train", "train", "val", "test", "train"]))
     write_parquet(split, paths.split)
-    for name, langs in (("train", ["jv-x-banyumas"] * 6 + ["ml"]), ("val", ["jv-x-banyumas"] * 3), ("test", ["jv-x-banyumas"] * 3)):
+    for name, langs in (("train", ["jv-x-banyumas"] * 6 + ["ml"]), ("val", ["jv-x-banyumas"] * 3),
+                        ("test", ["jv-x-banyumas"] * 3)):
         write_jsonl([{"id": f"{name}{i}", "lang": lang} for i, lang in enumerate(langs)], paths.processed / f"{name}.jsonl")
     (root / "data/raw").mkdir(parents=True)
     (root / "data/raw/dict.csv").write_text("ngapak,indonesia\n")
@@ -154,7 +160,7 @@ def test_parquet_counts_stream_batch_by_batch(built, monkeypatch):
         Counter({("dict", "jv-x-banyumas"): 6, ("ml-text", "ml"): 2})
 
 
-def test_a_large_jsonl_is_counted_in_bounded_memory(tmp_path):
+def test_a_large_jsonl_is_counted_line_by_line(tmp_path):
     path = tmp_path / "big.jsonl"
     langs = ["jv-x-banyumas", "id", "ml", "nqo"]
     payload = "x" * 150
@@ -162,12 +168,8 @@ def test_a_large_jsonl_is_counted_in_bounded_memory(tmp_path):
         for i in range(120_000):
             handle.write(json.dumps({"id": i, "lang": langs[i % 4], "messages": payload}) + "\n")
     assert path.stat().st_size > 20_000_000
-    tracemalloc.start()
-    lines, counts = count_jsonl(path, "lang")
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    lines, counts = count_jsonl(path, "lang")  # its memory peak: benchmarks/bench_memory.py
     assert lines == 120_000 and counts == Counter({lang: 30_000 for lang in langs})
-    assert peak < 1_000_000, f"counting held {peak:,} bytes at its peak"
 
 
 def test_a_missing_table_names_the_stage_to_run(tmp_path):
@@ -266,17 +268,20 @@ def test_report_and_chart_are_deterministic(built, tmp_path):
 
 
 def test_planned_sources_are_listed_but_neither_acquired_nor_ingested(tmp_path):
-    from langfoundry.data.acquire import acquire_sources
+    from ingest_run import ingest_into
+
     from langfoundry.core.config import IngestParams
-    from langfoundry.data.ingest import ingest_sources
+    from langfoundry.data.acquire import acquire_sources
 
     inventory = {tag: language for tag, language in INVENTORY.items()}
     later = Source(id="later", kind="monolingual", lang="bug", path="data/raw/bugis.txt", planned=True)
     hub = Source(id="hub-later", kind="parallel", lang="bug", pivot_lang="id", planned=True,
                  acquire=AcquireSpec(huggingface=HuggingFaceSpec(dataset="some-org/bugis", revision="abc123")))
-    result = ingest_sources([later, hub], IngestParams(), inventory, root=tmp_path)
+    result = ingest_into(tmp_path / "data/interim", [later, hub], IngestParams(), inventory, root=tmp_path)
     assert result.records.num_rows == 0 and result.rejects.num_rows == 0
     assert acquire_sources([hub], root=tmp_path) == []  # no download attempted
     with pytest.raises(UserError, match="does not exist"):
-        ingest_sources([Source(**{**later.model_dump(), "planned": False})], IngestParams(), inventory, root=tmp_path)
-    assert missing_inputs([later, hub], tmp_path) == [("later", "data/raw/bugis.txt"), ("hub-later", "data/raw/acquired/hub-later")]
+        ingest_into(tmp_path / "data/interim", [Source(**{**later.model_dump(), "planned": False})], IngestParams(),
+                    inventory, root=tmp_path)
+    assert missing_inputs([later, hub], tmp_path) == [("later", "data/raw/bugis.txt"),
+                                                      ("hub-later", "data/raw/acquired/hub-later")]

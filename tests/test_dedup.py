@@ -11,8 +11,8 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from langfoundry.core.config import DedupParams, NearDedupParams
 from langfoundry.clean.dedup import dedup_metrics, dedup_table, minhash_signatures, shingle_hashes
+from langfoundry.core.config import DedupParams, NearDedupParams
 from langfoundry.core.normalize import comparison_key
 from langfoundry.core.records import REJECT_COLUMNS, make_record, records_table
 from langfoundry.core.storage import write_parquet
@@ -101,7 +101,8 @@ def test_sources_are_visited_in_id_order() -> None:
 
 
 def test_input_row_order_does_not_change_the_result(tmp_path: Path) -> None:
-    rows = [record("Adem", "sejuk", line=i % 5) for i in range(10)] + [record(SENTENCE + str(i), GLOSS, kind="parallel", line=i) for i in range(5)]
+    rows = [record("Adem", "sejuk", line=i % 5) for i in range(10)]
+    rows += [record(SENTENCE + str(i), GLOSS, kind="parallel", line=i) for i in range(5)]
     outputs = []
     for attempt, ordered in enumerate((rows, rows[::-1], rows)):
         result = dedup_table(records_table(ordered), PARAMS)
@@ -216,8 +217,8 @@ def test_stage_twice_gives_identical_bytes(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     (tmp_path / "data/interim").mkdir(parents=True)
     shutil.copy(repo / "params.yaml", tmp_path / "params.yaml")
-    rows = [record("Adem", "sejuk", line=i % 7) for i in range(20)] + [record(SENTENCE, GLOSS, kind="parallel", line=30),
-                                                                          record(SENTENCE + " ya", GLOSS, kind="parallel", line=31)]
+    rows = [record("Adem", "sejuk", line=i % 7) for i in range(20)]
+    rows += [record(SENTENCE, GLOSS, kind="parallel", line=30), record(SENTENCE + " ya", GLOSS, kind="parallel", line=31)]
     write_parquet(records_table(rows), tmp_path / "data/interim/clean.parquet")
     outputs = []
     for _ in range(2):

@@ -11,12 +11,14 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from langfoundry.core.config import EvaluateParams, FormatParams
+from langfoundry.core.config import EvaluateParams, FormatParams, PathsParams
 from langfoundry.core.errors import UserError
-from langfoundry.data.chat import format_records
 from langfoundry.core.records import make_record, records_table
-from langfoundry.model.scoring import DictionaryBaseline, Scorer, exact_match, one_line, select_examples
 from langfoundry.core.storage import read_jsonl, write_jsonl
+from langfoundry.data.chat import format_records
+from langfoundry.model.scoring import DictionaryBaseline, Scorer, exact_match, one_line, select_examples
+
+REPO = Path(__file__).resolve().parents[1]
 
 SENTENCES = [
     "Terjemahkan dari bahasa Banyumasan ke bahasa Indonesia:",
@@ -96,7 +98,8 @@ def evaluated(tmp_path_factory):
     base_dir, adapter_dir = build_tiny_models(root / "models")
     train, test = build_data(root / "data")
     paths = EvalPaths(test=test, train=train, base=base_dir, adapter=adapter_dir, metrics=root / "metrics" / "eval.json",
-                      predictions=root / "reports" / "predictions.jsonl", report=root / "reports" / "eval.md")
+                      predictions=root / "reports" / "predictions.jsonl", report=root / "reports" / "eval.md",
+                      inventory=REPO / "data" / "inventory" / "languages.csv")
     params = EvaluateParams(batch_size=3, max_new_tokens=6, report_samples=4)
     metrics = run_evaluation(params, seed=13, paths=paths)
     return {"metrics": metrics, "paths": paths, "params": params, "root": root}
@@ -226,7 +229,8 @@ def test_rerun_is_identical(evaluated, tmp_path):
 
     from langfoundry.model.evaluation import run_evaluation
 
-    paths = replace(evaluated["paths"], metrics=tmp_path / "eval.json", predictions=tmp_path / "p.jsonl", report=tmp_path / "eval.md")
+    paths = replace(evaluated["paths"], metrics=tmp_path / "eval.json", predictions=tmp_path / "p.jsonl",
+                    report=tmp_path / "eval.md")
     run_evaluation(evaluated["params"], seed=13, paths=paths)
     assert paths.metrics.read_bytes() == evaluated["paths"].metrics.read_bytes()
     assert paths.predictions.read_bytes() == evaluated["paths"].predictions.read_bytes()
@@ -269,6 +273,7 @@ def test_missing_model_is_a_user_error(tmp_path):
 
     (tmp_path / "test.jsonl").write_text("")
     (tmp_path / "train.jsonl").write_text("")
-    paths = EvalPaths(test=tmp_path / "test.jsonl", train=tmp_path / "train.jsonl", base=tmp_path / "nope", adapter=tmp_path / "a")
+    paths = EvalPaths.from_params(PathsParams(processed=tmp_path, base=tmp_path / "nope", adapter=tmp_path / "a",
+                                              metrics=tmp_path, reports=tmp_path))
     with pytest.raises(UserError, match="run the base stage"):
         run_evaluation(EvaluateParams(), seed=1, paths=paths)

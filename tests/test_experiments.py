@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from repo_copy import clone_built, run
 
 from langfoundry.model.presets import PRESETS
-from repo_copy import clone_built, run
 
 pytestmark = pytest.mark.slow
 

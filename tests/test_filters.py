@@ -13,19 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from langfoundry.clean import filters
+from langfoundry.clean.driver import clean_batch, clean_batches, clean_metrics
+from langfoundry.clean.filters import FILTER_NAMES
+from langfoundry.clean.measures import _general_measure, _general_words, measure_text, words_of
+from langfoundry.clean.pii import scrub_pii
 from langfoundry.core.config import CleanParams
 from langfoundry.core.errors import UserError
-from langfoundry.clean.filters import (
-    FILTERS,
-    _general_measure,
-    _general_words,
-    clean_batch,
-    clean_batches,
-    clean_metrics,
-    measure_text,
-    scrub_pii,
-    words_of,
-)
 from langfoundry.core.records import REJECT_COLUMNS, make_record, records_table
 from langfoundry.core.storage import write_parquet
 
@@ -129,11 +123,47 @@ def test_char_whitelist_names_the_characters() -> None:
     assert verdict(record("adhem", "sejuk zaman"), params)[0] is None  # id has no whitelist
 
 
-def test_first_failing_filter_in_the_documented_order_wins() -> None:
-    assert FILTERS == ("empty", "length", "length_ratio", "script_ratio", "letter_ratio", "repetition", "char_whitelist")
-    # fails length_ratio, script_ratio (pivot) and repetition: length_ratio comes first
+# --- the registry: each filter rejects its own rows, and the first one a row fails names it -----------
+
+REGISTRY_PARAMS = CleanParams(min_chars=3, char_whitelist={"jv": "abdeghijklmnoprstuwyé"})
+FAILS_ONLY = {  # filter -> a row that fails it and no other filter (empty: no filter before it)
+    "empty": record(" \u200b ", "dingin"),
+    "length": record("ab", "sejuk"),
+    "length_ratio": record("Aku lunga", "saya pergi ke pasar pagi ini juga", kind="parallel"),
+    "script_ratio": record("അവൻ വീട്ടിൽ പോയി", "dia pulang"),
+    "letter_ratio": record("Aku mangan sega", "No 123 456.789 / 12 -- 9", kind="parallel"),
+    "repetition": record("Ha ha, ha ha! lucu", "lucu sekali", kind="monolingual"),
+    "char_whitelist": record("adhem zaman", "sejuk", lang="jv"),
+}
+
+
+def registry_without(monkeypatch, name: str) -> None:
+    monkeypatch.setattr(filters, "FILTERS", tuple(rule for rule in filters.FILTERS if rule.name != name))
+
+
+def test_every_registered_filter_has_a_row_that_fails_it() -> None:
+    assert set(FAILS_ONLY) == set(FILTER_NAMES)
+
+
+@pytest.mark.parametrize("name", FAILS_ONLY)
+def test_each_filter_rejects_its_row_under_its_own_name(name: str, monkeypatch) -> None:
+    assert verdict(FAILS_ONLY[name], REGISTRY_PARAMS)[0] == name
+    assert verdict(record("adhem", "sejuk", lang="jv"), REGISTRY_PARAMS)[0] is None
+    registry_without(monkeypatch, name)
+    if name == "empty":  # an empty side also has too few characters
+        assert verdict(FAILS_ONLY[name], REGISTRY_PARAMS)[0] == "length"
+    else:
+        assert verdict(FAILS_ONLY[name], REGISTRY_PARAMS)[0] is None
+
+
+def test_first_failing_filter_in_registry_order_wins(monkeypatch) -> None:
+    # fails length_ratio, script_ratio and letter_ratio (pivot) and repetition
     row = record("ha ha ha ha ha ha ha ha ha ha", "123", kind="parallel")
     assert verdict(row)[0] == "length_ratio"
+    registry_without(monkeypatch, "length_ratio")
+    assert verdict(row)[0] == "script_ratio"
+    monkeypatch.setattr(filters, "FILTERS", tuple(reversed(filters.FILTERS)))
+    assert verdict(row)[0] == "repetition"
 
 
 # --- personal data ---------------------------------------------------------------------------------------
@@ -215,7 +245,7 @@ def test_conservation_and_reject_records() -> None:
         assert reject["lang"] == by_id[reject["id"]]["lang"] and reject["origin"] == by_id[reject["id"]]["origin"]
     metrics = clean_metrics(counts)
     assert metrics["rows"] == {"in": 9, "kept": kept.num_rows, "rejected": rejects.num_rows}
-    assert sum(metrics["dropped"][name]["total"] for name in FILTERS) == rejects.num_rows
+    assert sum(metrics["dropped"][name]["total"] for name in FILTER_NAMES) == rejects.num_rows
     assert metrics["dropped"]["script_ratio"] == {"total": 1, "jv-x-banyumas": 1}
     assert metrics["lang"]["ml"] == {"in": 1, "kept": 1}
 

@@ -15,9 +15,9 @@ import pytest
 
 from langfoundry.core.config import FormatParams
 from langfoundry.core.errors import UserError
-from langfoundry.data.chat import check_example, format_metrics, format_records
 from langfoundry.core.records import make_record, records_table
 from langfoundry.core.storage import write_jsonl
+from langfoundry.data.chat import check_example, format_metrics, format_records
 
 NAMES = {"jv-x-banyumas": "bahasa Banyumasan", "id": "bahasa Indonesia"}
 TEMPLATES = {
@@ -52,7 +52,8 @@ def many_entries(count: int) -> list[dict]:
 
 
 def test_dictionary_entry_gives_both_directions_and_vocabulary_with_pos_and_examples():
-    record = entry("adus", "mandi", {"pos": "verba", "examples": [{"text": "Aku adus", "translation": "Saya mandi"}, "Adus esuk"]})
+    examples = [{"text": "Aku adus", "translation": "Saya mandi"}, "Adus esuk"]
+    record = entry("adus", "mandi", {"pos": "verba", "examples": examples})
     result = format_records(split_table([record], ["test"]), params(), seed=1)
     examples = by_task(result.examples["test"])
     assert set(examples) == {"translate_to_pivot", "translate_from_pivot", "vocabulary"}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -17,12 +17,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ingest_run import Ingested, ingest_into
 
-from langfoundry.data.acquire import acquire_sources
 from langfoundry.core.config import load_params, load_sources
 from langfoundry.core.errors import UserError
-from langfoundry.data.ingest import METRICS_PATH, RECORDS_PATH, REJECTS_PATH, ingest_sources, write_outputs
 from langfoundry.core.inventory import load_inventory
+from langfoundry.data.acquire import acquire_sources
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -42,8 +42,9 @@ def make_repo(root: Path, monkeypatch, sources: list[dict], params: dict | None 
     return root
 
 
-def ingest():
-    return ingest_sources(load_sources().sources, load_params().ingest, load_inventory())
+def ingest() -> Ingested:
+    """Ingest the repository in the working folder as the stage does, its outputs in data/interim."""
+    return ingest_into("data/interim", load_sources().sources, load_params().ingest, load_inventory())
 
 
 def by_origin(table: pa.Table) -> dict[str, dict]:
@@ -169,7 +170,7 @@ def test_transcription_keeps_media_and_an_optional_translation(tmp_path, monkeyp
 def test_cell_values_and_examples_as_text():
     import datetime
 
-    from langfoundry.data.ingest import Rejected, as_text, parse_examples
+    from langfoundry.data.mapping import Rejected, as_text, parse_examples
 
     assert [as_text(v, "c") for v in (None, "a", True, 7, 2.0, 2.5, float("nan"), datetime.date(2024, 5, 1))] == [
         None, "a", "true", "7", "2", "2.5", None, "2024-05-01"]
@@ -238,9 +239,7 @@ def test_lone_surrogate_escapes_are_rejected_and_outputs_still_write(tmp_path, m
     source = {"id": "teks", "kind": "monolingual", "lang": "jv", "path": "data/raw/teks.jsonl"}
     make_repo(tmp_path, monkeypatch, [source])
     Path("data/raw/teks.jsonl").write_text('{"text": "ok"}\n{"text": "bad \\ud800 half"}\n', encoding="utf-8")
-    result = ingest()
-    write_outputs(result)
-    rejects = pq.read_table(REJECTS_PATH).to_pylist()
+    rejects = ingest().rejects.to_pylist()  # read back from the file written
     assert [r["reason"] for r in rejects] == ["invalid_unicode"] and "\\ud800" in rejects[0]["raw"]
 
 
@@ -260,10 +259,11 @@ MIXED_FILES = ["dictionary.csv", "conversations.jsonl", "sample.po", "sample.tmx
 def test_every_row_read_is_kept_or_rejected(tmp_path, monkeypatch):
     make_repo(tmp_path, monkeypatch, MIXED, files=MIXED_FILES)
     result = ingest()
-    metrics = write_outputs(result)
-    assert json.loads(METRICS_PATH.read_text()) == metrics
-    kept = pq.read_table(RECORDS_PATH).column("source").to_pylist()
-    rejected = pq.read_table(REJECTS_PATH).column("source").to_pylist()
+    metrics = result.metrics_file()
+    assert [metrics[key] for key in ("rows_read", "kept", "rejected")] == [
+        result.metrics[key] for key in ("rows_read", "kept", "rejected")]
+    kept = result.records.column("source").to_pylist()
+    rejected = result.rejects.column("source").to_pylist()
     for source in MIXED:
         prefix = f"sources.{source['id']}."
         assert metrics[prefix + "rows_read"] == metrics[prefix + "kept"] + metrics[prefix + "rejected"] > 0
@@ -278,13 +278,10 @@ def test_every_row_read_is_kept_or_rejected(tmp_path, monkeypatch):
 
 def test_outputs_are_byte_identical_across_runs_and_source_order(tmp_path, monkeypatch):
     make_repo(tmp_path, monkeypatch, MIXED, files=MIXED_FILES)
-    write_outputs(ingest())
-    first = [path.read_bytes() for path in (RECORDS_PATH, REJECTS_PATH, METRICS_PATH)]
-    write_outputs(ingest())
-    assert [path.read_bytes() for path in (RECORDS_PATH, REJECTS_PATH, METRICS_PATH)] == first
+    first = [path.read_bytes() for path in ingest().paths]
+    assert [path.read_bytes() for path in ingest().paths] == first
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump({"sources": MIXED[::-1]}), encoding="utf-8")
-    write_outputs(ingest())
-    assert [path.read_bytes() for path in (RECORDS_PATH, REJECTS_PATH)] == first[:2]
+    assert [path.read_bytes() for path in ingest().paths[:2]] == first[:2]
 
 
 def test_identical_rows_share_an_id_and_keep_their_own_origin(tmp_path, monkeypatch):
@@ -349,7 +346,7 @@ def test_the_stage_prints_one_line_on_bad_input(tmp_path, monkeypatch):
     (tmp_path / "sources.yaml").write_text(yaml.safe_dump({"sources": [dictionary_source()]}), encoding="utf-8")
     done = subprocess.run([sys.executable, str(REPO / "stages" / "ingest.py")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert json.loads(METRICS_PATH.read_text())["kept"] == 3
+    assert json.loads(load_params().paths.metric("ingest").read_text())["kept"] == 3
 
 
 # --- fuzzing: arbitrary bytes never crash a reader -----------------------------------------------
@@ -358,7 +355,8 @@ PREFIXES = [b"", b"text\n", b"text,extra\n", b"text\tpivot_text\n", b'{"text": "
             b'msgid "a"\nmsgstr "b"\n\n', b"<tmx><body><tu><tuv xml:lang='jv'><seg>"]
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(prefix=st.sampled_from(PREFIXES),
        body=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(lambda text: text.encode("utf-8", "surrogatepass"))),
        fmt=st.sampled_from(["csv", "tsv", "jsonl", "json", "txt", "tmx", "po", "parquet", "xlsx"]))
@@ -370,7 +368,6 @@ def test_arbitrary_input_gives_rows_rejects_or_one_user_error(tmp_path, monkeypa
     Path(source["path"]).write_bytes(prefix + body)
     try:
         result = ingest()
-        write_outputs(result)
     except UserError as err:
         assert "\n" not in str(err)
         return

@@ -5,7 +5,7 @@ carries ISO 639 and ISO 15924; the SPDX licence list of license-expression), not
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import langcodes
@@ -30,7 +30,7 @@ def rows() -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@lru_cache(maxsize=None)
+@cache
 def registry() -> dict[tuple[str, str], dict]:
     """(type, subtag) -> entry of the IANA language subtag registry that langcodes ships."""
     return {(entry["Type"], entry["Subtag"]): entry for entry in parse_registry() if "Subtag" in entry}

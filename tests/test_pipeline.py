@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from repo_copy import TINY_PARAMS, copy_repo, override_params, run
 
 pytestmark = pytest.mark.slow

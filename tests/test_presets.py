@@ -10,21 +10,26 @@ import yaml
 
 from langfoundry.core.config import TrainParams, load_params
 from langfoundry.core.errors import UserError
-from langfoundry.model.presets import PRESET_FIELDS, PRESETS, choose_preset, describe, resolve_preset
 from langfoundry.core.timings import split_timings, write_stage_metrics
+from langfoundry.model.presets import PRESET_FIELDS, PRESETS, choose_preset, describe, resolve_preset
+
+ORDER = ("conservative", "balanced", "aggressive")  # from the gentlest to the hardest training
+DOCUMENTED_THRESHOLD = 1000  # README "Training presets": auto is conservative under 1,000 training examples
 
 
-def test_presets_hold_the_documented_values() -> None:
-    assert PRESETS["conservative"] == {"epochs": 3, "batch_size": 2, "learning_rate": 2e-5, "gradient_accumulation": 8}
-    assert PRESETS["balanced"] == {"epochs": 3, "batch_size": 4, "learning_rate": 2e-4, "gradient_accumulation": 4}
-    assert PRESETS["aggressive"] == {"epochs": 5, "batch_size": 8, "learning_rate": 5e-4, "gradient_accumulation": 2}
+def preset_values(name: str) -> TrainParams:
+    return resolve_preset(TrainParams(preset=name), train_examples=10).params
 
 
 @pytest.mark.parametrize(("examples", "expected"), [
-    (0, "conservative"), (999, "conservative"), (1000, "balanced"), (5000, "balanced"), (250_000, "balanced"),
+    (0, "conservative"), (DOCUMENTED_THRESHOLD - 1, "conservative"),
+    (DOCUMENTED_THRESHOLD, "balanced"), (250_000, "balanced"),
 ])
-def test_auto_picks_by_training_set_size(examples: int, expected: str) -> None:
-    assert choose_preset("auto", examples) == expected
+def test_auto_is_conservative_below_the_documented_threshold_and_balanced_from_it(examples: int, expected: str) -> None:
+    resolved = resolve_preset(TrainParams(preset="auto"), examples)
+    assert resolved.preset == expected
+    assert resolved.params.model_dump(include=set(PRESET_FIELDS)) == \
+        preset_values(expected).model_dump(include=set(PRESET_FIELDS))
 
 
 def test_a_named_preset_ignores_the_size() -> None:
@@ -34,23 +39,39 @@ def test_a_named_preset_ignores_the_size() -> None:
         choose_preset("reckless", 10)
 
 
-def test_unset_values_come_from_the_preset() -> None:
-    resolved = resolve_preset(TrainParams(preset="aggressive"), train_examples=50)
-    assert resolved.preset == "aggressive"
-    assert resolved.from_preset == PRESET_FIELDS
-    for field in PRESET_FIELDS:
-        assert getattr(resolved.params, field) == PRESETS["aggressive"][field]
+def test_harder_presets_train_harder() -> None:
+    values = [preset_values(name) for name in ORDER]
+    rates = [params.learning_rate for params in values]
+    assert rates == sorted(set(rates)), "the learning rate rises strictly from conservative to aggressive"
+    for gentler, harder in zip(values, values[1:]):
+        assert harder.epochs >= gentler.epochs and harder.batch_size >= gentler.batch_size
 
 
-def test_explicit_values_override_the_preset() -> None:
-    params = TrainParams(preset="auto", learning_rate=0.002, batch_size=16)
-    resolved = resolve_preset(params, train_examples=300)
-    assert resolved.preset == "conservative"
-    assert resolved.params.learning_rate == 0.002 and resolved.params.batch_size == 16
-    assert resolved.params.epochs == 3 and resolved.params.gradient_accumulation == 8
-    assert set(resolved.from_preset) == {"epochs", "gradient_accumulation"}
+def test_every_preset_fills_all_four_values_validly() -> None:
+    for name in ORDER:
+        resolved = resolve_preset(TrainParams(preset=name), train_examples=50)
+        assert resolved.preset == name and resolved.from_preset == PRESET_FIELDS
+        TrainParams.model_validate(resolved.params.model_dump())  # within the bounds params.yaml must respect
+
+
+@pytest.mark.parametrize("field", PRESET_FIELDS)
+def test_an_explicit_value_overrides_the_preset(field: str) -> None:
+    from_preset = resolve_preset(TrainParams(preset="auto"), train_examples=300).params
+    explicit = getattr(from_preset, field) * 3  # differs from what the preset would give
+    resolved = resolve_preset(TrainParams(preset="auto", **{field: explicit}), train_examples=300)
+    assert getattr(resolved.params, field) == explicit
+    assert field not in resolved.from_preset and set(resolved.from_preset) == set(PRESET_FIELDS) - {field}
+    for other in resolved.from_preset:
+        assert getattr(resolved.params, other) == getattr(from_preset, other)
+    assert f"{field}={explicit} (set explicitly)" in describe(resolved)
+
+
+def test_the_log_line_names_the_preset_and_values_in_force() -> None:
+    resolved = resolve_preset(TrainParams(preset="auto", learning_rate=0.002), train_examples=5000)
     line = describe(resolved)
-    assert "learning_rate=0.002 (set explicitly)" in line and "epochs=3.0," in line
+    assert f"preset {resolved.preset}" in line and "auto" not in line, "auto is logged as what it chose"
+    for field in PRESET_FIELDS:
+        assert f"{field}={getattr(resolved.params, field)}" in line
 
 
 def test_resolving_twice_changes_nothing() -> None:
@@ -76,7 +97,7 @@ def test_null_in_params_yaml_leaves_the_value_to_the_preset(tmp_path: Path) -> N
     params = load_params(_params_file(tmp_path, {"preset": "balanced", "learning_rate": None, "epochs": 1}))
     assert params.train.learning_rate is None and params.train.epochs == 1
     resolved = resolve_preset(params.train, 100)
-    assert resolved.params.learning_rate == 2e-4 and resolved.params.epochs == 1
+    assert resolved.params.learning_rate == preset_values("balanced").learning_rate and resolved.params.epochs == 1
 
 
 def test_a_mistyped_preset_is_one_line_naming_the_key(tmp_path: Path) -> None:

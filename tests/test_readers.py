@@ -13,8 +13,7 @@ import pytest
 
 from langfoundry.core.config import Source
 from langfoundry.core.errors import UserError
-from langfoundry.data.readers import BadRow, Header, Row, read_file, source_files
-from langfoundry.data.readers import tabular
+from langfoundry.data.readers import BadRow, Header, Row, read_file, source_files, tabular
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -57,7 +56,7 @@ def fixture(root: Path, *names: str) -> None:
 
 
 def test_utf8_bom_is_stripped_so_the_header_matches(tmp_path):
-    items = read(tmp_path, "bom.csv", codecs.BOM_UTF8 + "text,note\nsugeng,x\n".encode())
+    items = read(tmp_path, "bom.csv", codecs.BOM_UTF8 + b"text,note\nsugeng,x\n")
     assert items[0] == Header("bom.csv", ("text", "note"))
     assert rows(items)[0].fields == {"text": "sugeng", "note": "x"}
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from repo_copy import clone_built, run
 
 

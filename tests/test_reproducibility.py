@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_copy import env, run
 
 from langfoundry.reports.reproducibility import Comparison, compare_runs, format_comparison
-from repo_copy import env, run
 
 
 def write_run(repo: Path, outs: dict[str, str], metrics: dict[str, dict], deps: dict[str, str]) -> Path:

@@ -15,8 +15,8 @@ import pytest
 from langfoundry.core.config import RetrainParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.records import make_record, records_table
-from langfoundry.reports.retrain import check, data_version, decide
 from langfoundry.core.storage import write_metrics, write_parquet
+from langfoundry.reports.retrain import check, data_version, decide
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = RetrainParams()  # mini every 1,000 new clean records, full from 10% growth

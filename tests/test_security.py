@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import BaseModel
+from repo_copy import FAST_PARAMS, copy_repo, override_params, run
 
 from langfoundry.core.config import Params, Sources, load_params, load_sources
 from langfoundry.core.errors import UserError
-from repo_copy import FAST_PARAMS, copy_repo, override_params, run
 
 REPO = Path(__file__).resolve().parents[1]
 CODE_DIRS = ("src", "stages", "benchmarks")

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from langfoundry.core.config import SplitParams
 from langfoundry.core.records import make_record, records_table
-from langfoundry.data.split import assign_splits, group_key, split_metrics, split_of
 from langfoundry.core.storage import write_parquet
+from langfoundry.data.split import assign_splits, group_key, split_metrics, split_of
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = SplitParams()
@@ -48,7 +48,8 @@ def test_variants_of_one_headword_share_group_and_split() -> None:
 
 
 def test_recorded_headword_wins_over_the_text() -> None:
-    assert group_key("dictionary", "test", "adhem", json.dumps({"headword": "Adem"})) == group_key("dictionary", "test", "adem", "{}")
+    recorded = group_key("dictionary", "test", "adhem", json.dumps({"headword": "Adem"}))
+    assert recorded == group_key("dictionary", "test", "adem", "{}")
 
 
 def test_sentences_of_one_document_stay_together() -> None:

@@ -6,21 +6,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+
+from langfoundry.reports import reproducibility
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def declared_outputs() -> list[tuple[str, bool]]:
     """(path, cached) for every output dvc.yaml declares, metrics and plots included."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    found = []
-    for stage in stages.values():
-        for kind in ("outs", "metrics", "plots"):
-            for entry in stage.get(kind, []):
-                path, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
-                found.append((path, (options or {}).get("cache", True)))
-    return found
+    return [(out.path, out.cached) for out in reproducibility.declared_outputs(REPO)]
 
 
 def git_ignored(paths: list[str]) -> set[str]:
@@ -50,11 +44,11 @@ def test_training_scratch_space_is_ignored() -> None:
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_checkpoints_hold_only_the_adapter_and_respect_the_limit(tmp_path: Path) -> None:
+    from tiny_models import build_tiny_base, write_examples
     from transformers import TrainerCallback
 
     from langfoundry.core.config import LoraParams, TrainParams
     from langfoundry.model.training import build_trainer
-    from tiny_models import build_tiny_base, write_examples
 
     write_examples(tmp_path)
     build_tiny_base(tmp_path / "base", tmp_path / "train.jsonl")

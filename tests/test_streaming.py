@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
-from langfoundry.clean import dedup
 from langfoundry.clean.dedup import dedup_parquet, dedup_table
-from langfoundry.clean.filters import clean_batches, clean_parquet
+from langfoundry.clean.dedup import driver as dedup_driver
+from langfoundry.clean.driver import clean_batches, clean_parquet
+from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
 from langfoundry.core.records import make_record, records_table
 from langfoundry.core.storage import ROW_GROUP_ROWS, write_parquet
 from langfoundry.core.streaming import SortedParquetWriter, ordered_map
@@ -45,7 +45,7 @@ def test_sorted_writer_writes_what_write_parquet_writes(tmp_path: Path, rows: in
     assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]  # runs removed
     if memory < 100_000 and rows:
-        assert writer._runs, "the small memory budget should have spilled runs"
+        assert writer.spilled_runs, "the small memory budget should have spilled runs"
 
 
 def test_rows_in_order_pass_straight_through(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_rows_in_order_pass_straight_through(tmp_path: Path) -> None:
     with SortedParquetWriter(tmp_path / "out.parquet", table.schema, ("id", "origin"), memory_bytes=1000) as writer:
         for batch in table.to_batches(max_chunksize=300):
             writer.write(batch)
-    assert not writer._runs
+    assert not writer.spilled_runs
     assert pq.read_table(tmp_path / "out.parquet").equals(table)
 
 
@@ -129,7 +129,7 @@ def test_clean_parquet_equals_clean_batches(tmp_path: Path, params: CleanParams)
 def test_dedup_parquet_equals_dedup_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, near: bool,
                                           held: bool) -> None:
     if not held:  # read the file again for each pass, as a large one is
-        monkeypatch.setattr(dedup, "IN_MEMORY_BYTES", 0)
+        monkeypatch.setattr(dedup_driver, "IN_MEMORY_BYTES", 0)
     params = DedupParams(near=NearDedupParams(enabled=near))
     table = records_table(corpus(2000))
     write_parquet(table, tmp_path / "in.parquet", sort_by=("id", "origin"))
@@ -169,38 +169,52 @@ def parallel_repo(root: Path) -> list:
 
 
 def test_parallel_columns_make_the_records_source_mapper_makes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from langfoundry.data import ingest
+    from ingest_run import ingest_into
+
     from langfoundry.core.config import IngestParams
     from langfoundry.core.inventory import load_inventory
+    from langfoundry.data import mapping
     from langfoundry.data.readers.rows import Row
 
     sources = parallel_repo(tmp_path)
     inventory = load_inventory(REPO / "data/inventory/languages.csv")
-    fast = ingest.ingest_sources(sources, IngestParams(), inventory, root=tmp_path)
-    monkeypatch.setattr(ingest.ParallelColumns, "add_values", lambda self, origin, text, pivot: False)
-    monkeypatch.setattr(ingest.ParallelColumns, "add_block", lambda self, name, block: [
+    fast = ingest_into(tmp_path / "fast", sources, IngestParams(), inventory, root=tmp_path)
+    monkeypatch.setattr(mapping.ParallelColumns, "add_values", lambda self, origin, text, pivot: False)
+    monkeypatch.setattr(mapping.ParallelColumns, "add_block", lambda self, name, block: [
         Row(f"{name}:{block.first + index}", {"text": text, "pivot_text": pivot})
         for index, (text, pivot) in enumerate(zip(block.texts, block.pivots))])
-    slow = ingest.ingest_sources(sources, IngestParams(), inventory, root=tmp_path)
+    slow = ingest_into(tmp_path / "slow", sources, IngestParams(), inventory, root=tmp_path)
     assert fast.records.num_rows > 0 and fast.rejects.num_rows > 0
-    order = [("id", "ascending"), ("origin", "ascending")]
-    assert fast.records.sort_by(order).equals(slow.records.sort_by(order))
-    assert fast.rejects.sort_by([("origin", "ascending")]).equals(slow.rejects.sort_by([("origin", "ascending")]))
+    # both as written: records sorted by id and origin, rejects by source, origin and the rest
+    assert fast.records.equals(slow.records)
+    assert fast.rejects.equals(slow.rejects)
     assert fast.metrics == slow.metrics
 
 
-def test_ingest_to_files_writes_what_write_outputs_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from langfoundry.data import ingest
+def test_ingest_to_files_writes_the_same_files_when_every_chunk_spills(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest_run import ingest_into
+
     from langfoundry.core import streaming
     from langfoundry.core.config import IngestParams
     from langfoundry.core.inventory import load_inventory
+    from langfoundry.data import ingest
 
     sources = parallel_repo(tmp_path)
     inventory = load_inventory(REPO / "data/inventory/languages.csv")
-    metrics = ingest.write_outputs(ingest.ingest_sources(sources, IngestParams(), inventory, root=tmp_path), root=tmp_path)
-    whole = [(tmp_path / path).read_bytes() for path in (ingest.RECORDS_PATH, ingest.REJECTS_PATH, ingest.METRICS_PATH)]
-    monkeypatch.setattr(streaming, "SORT_MEMORY_BYTES", 1)  # spill every chunk
-    monkeypatch.setattr(ingest.SortedParquetWriter.__init__, "__defaults__", (1,))
-    streamed_metrics = ingest.ingest_to_files(sources, IngestParams(), inventory, root=tmp_path)
-    streamed = [(tmp_path / path).read_bytes() for path in (ingest.RECORDS_PATH, ingest.REJECTS_PATH, ingest.METRICS_PATH)]
-    assert streamed == whole and streamed_metrics["rows_read"] == metrics["rows_read"] == 19
+    held = ingest_into(tmp_path / "held", sources, IngestParams(), inventory, root=tmp_path)  # nothing spills
+    whole = [path.read_bytes() for path in held.paths]
+    writers: list[streaming.SortedParquetWriter] = []
+
+    class SpillEveryChunk(streaming.SortedParquetWriter):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **{**kwargs, "memory_bytes": 1})  # every out-of-order chunk spills
+            writers.append(self)
+
+    monkeypatch.setattr(ingest, "SortedParquetWriter", SpillEveryChunk)
+    spilled = ingest_into(tmp_path / "spilled", sources, IngestParams(), inventory, root=tmp_path)
+    streamed = [path.read_bytes() for path in spilled.paths]
+    assert streamed == whole and spilled.metrics["rows_read"] == held.metrics["rows_read"] == 19
+    runs = [run for writer in writers for run in writer.spilled_runs]
+    assert runs and sum(writer.spilled_bytes for writer in writers) > 0, "runs were written to disk"
+    assert not any(run.exists() or run.parent.exists() for run in runs), "spilled runs are removed on close"

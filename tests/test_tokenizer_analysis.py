@@ -11,7 +11,13 @@ from transformers import PreTrainedTokenizerFast
 
 from langfoundry.model.base import train_tokenizer
 from langfoundry.model.tokenizer_analysis import (
-    TokenizerAnalysis, TokenizerProbe, analyse, collect_corpus, tokens_per_word, verdict, word_spans,
+    TokenizerAnalysis,
+    TokenizerProbe,
+    analyse,
+    collect_corpus,
+    tokens_per_word,
+    verdict,
+    word_spans,
 )
 from langfoundry.reports.tokenizer_report import plot_fertility, render_markdown
 
@@ -63,7 +69,7 @@ def test_byte_level_fallback_on_a_script_the_vocabulary_lacks() -> None:
     tokenizer = train_tokenizer(["abot rika kepriwe mangan ngombe"] * 20, vocab_size=300)
     figures = TokenizerProbe(tokenizer).measure("ml", ["കടൽ"])
     assert figures.words == 1, "one Malayalam word, however many tokens"
-    assert figures.tokens == len("കടൽ".encode("utf-8")) and figures.fertility == figures.tokens
+    assert figures.tokens == len("കടൽ".encode()) and figures.fertility == figures.tokens
     assert figures.byte_fallback_rate == 1.0 and figures.unknown_rate == 0.0
     assert figures.uncovered == sorted("കടൽ") and figures.char_coverage == 0.0
     latin = TokenizerProbe(tokenizer).measure("jv", ["abot rika"])

@@ -9,22 +9,31 @@ from pathlib import Path
 
 import pytest
 import torch
+from repo_copy import TINY_PARAMS, copy_repo, override_params, run
 from safetensors.torch import load_file
+from tiny_models import build_tiny_base, write_examples
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from langfoundry.core.config import ExtendParams, LoraParams, TrainParams
 from langfoundry.core.errors import UserError
-from langfoundry.model.scoring import target_language_texts
 from langfoundry.core.storage import read_jsonl
+from langfoundry.model.scoring import target_language_texts
 from langfoundry.model.tokenizer_analysis import analyse_base
 from langfoundry.model.training import train_adapter
 from langfoundry.model.vocab_extension import (
-    EXTENSION_FILE, ORIGINAL_TOKENIZER_DIR, NewToken, add_embedding_rows, bpe_model, expose_output_bias,
-    extend_base, merge_adapter, plan_new_tokens, trainable_token_indices, vocabulary_sizes,
+    EXTENSION_FILE,
+    ORIGINAL_TOKENIZER_DIR,
+    NewToken,
+    add_embedding_rows,
+    bpe_model,
+    expose_output_bias,
+    extend_base,
+    merge_adapter,
+    plan_new_tokens,
+    trainable_token_indices,
+    vocabulary_sizes,
 )
-from repo_copy import TINY_PARAMS, copy_repo, override_params, run
-from tiny_models import build_tiny_base, write_examples
 
 EXTEND = ExtendParams(enabled=True, num_new_tokens=6, min_frequency=2)
 TRAIN = TrainParams(

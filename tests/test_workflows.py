@@ -77,3 +77,13 @@ def test_make_pr_report_target_passes_the_base() -> None:
                          capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     assert "langfoundry.reports.pr_report --base origin/dev" in dry.stdout
+
+
+def test_pr_workflow_lints_and_runs_the_fast_tests_before_the_pipeline() -> None:
+    runs = [step.get("run", "") for step in steps(PR_WORKFLOW)]
+    where = {command: next((index for index, script in enumerate(runs) if command in script), None)
+             for command in ("make lint", "make test-fast", "dvc repro", "make pr-report")}
+    assert None not in where.values(), where
+    assert where["make lint"] <= where["make test-fast"] < where["dvc repro"] < where["make pr-report"], where
+    dry = subprocess.run(["make", "-n", "lint", "PYTHON=python3"], cwd=REPO, capture_output=True, text=True)
+    assert dry.returncode == 0 and "ruff check" in dry.stdout, dry.stdout + dry.stderr

@@ -3,7 +3,7 @@
 Most rows of a Latin-script corpus are already in normal form and use no character beyond U+00FF.
 For those rows normalisation changes nothing, and the measures and repetition checks can run over the
 batch's bytes with numpy in a few passes instead of a Python call per text. Every function here has a
-per-text counterpart in langfoundry.clean.filters that defines the result; tests hold the two to the same
+per-text counterpart in langfoundry.clean.measures that defines the result; tests hold the two to the same
 answers. Repetition is only screened here: rows the screen flags are confirmed by the per-text check,
 so a flag never rejects a row by itself, and the screen never misses a row the check would reject.
 """
@@ -52,7 +52,8 @@ class Latin1Texts:
         offset_type = np.int64 if array.type == pa.large_string() else np.int32
         offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)[array.offset:array.offset + count + 1].astype(np.int64)
         data = array.buffers()[2]
-        utf8 = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None and count else np.zeros(0, np.uint8)
+        utf8 = (np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]] if data is not None and count
+                else np.zeros(0, np.uint8))
         offsets -= offsets[0] if count else 0
         # UTF-8 of U+0080..U+00FF is a lead byte 0xC2/0xC3 and one continuation byte: fold the pair
         # into the code point, which is the Latin-1 byte.
@@ -92,7 +93,7 @@ def lookup(table: bytes) -> np.ndarray:
 def word_run_candidates(texts: Latin1Texts, word_table: bytes, max_repeats: int) -> np.ndarray:
     """True for texts where one word may repeat back to back more than max_repeats times.
 
-    Words as filters.words_of splits them (word_table lower-cases and turns punctuation, symbols
+    Words as measures.words_of splits them (word_table lower-cases and turns punctuation, symbols
     and spaces into spaces), compared by length, first and last character: equal words always
     match, so a run of equal words is always flagged. Texts with ß or µ, which words_of casefolds
     another way, are flagged too.
@@ -118,7 +119,7 @@ def word_run_candidates(texts: Latin1Texts, word_table: bytes, max_repeats: int)
 
 def substring_run_candidates(texts: Latin1Texts, max_repeats: int, max_chars: int) -> np.ndarray:
     """True for texts (single-spaced, as plain rows are) where a string may repeat back to back
-    (spaces between allowed) more than max_repeats times, as filters.repeated_substring defines it.
+    (spaces between allowed) more than max_repeats times, as measures.repeated_substring defines it.
 
     Such a run, with its spaces removed, is max_repeats + 1 copies of one string (of at most
     max_chars characters) back to back. Copies of a string of length P cover 2P characters that

@@ -19,9 +19,10 @@ import hashlib
 import heapq
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Iterable, Protocol, Sequence
+from functools import cache, lru_cache
+from typing import Protocol
 
 import regex
 
@@ -30,7 +31,7 @@ from langfoundry.core.errors import UserError
 # --- scripts --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def script_codes() -> tuple[str, ...]:
     """ISO 15924 codes the regex module can match, from the IANA subtag registry that langcodes ships
     (its script subtags are the ISO 15924 codes), so no list of scripts is kept here."""
@@ -49,7 +50,7 @@ def script_codes() -> tuple[str, ...]:
     return tuple(sorted(codes))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _script_pattern(code: str) -> regex.Pattern:
     return regex.compile(rf"\p{{sc={code}}}")
 
@@ -258,7 +259,7 @@ def make_identifier(name: str, samples: Sequence[Sample], inventory_tags: Iterab
 
 def _rank(lang: str, key: str) -> tuple[int, int]:
     """(rank, fold) of a text: two independent numbers from one hash, the same on every machine."""
-    digest = hashlib.blake2b(f"{lang}\x1f{key}".encode("utf-8"), digest_size=12).digest()
+    digest = hashlib.blake2b(f"{lang}\x1f{key}".encode(), digest_size=12).digest()
     return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import io
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import regex
@@ -26,11 +27,12 @@ from pydantic import ValidationError
 
 from langfoundry.core.config import Params, Source, load_params
 from langfoundry.core.errors import UserError
-from langfoundry.data.ingest import TableBuffer, check_source, ingest_source
 from langfoundry.core.inventory import INVENTORY_PATH, load_inventory
+from langfoundry.core.records import origin_parts, records_table, rejects_table
+from langfoundry.data.ingest import TableBuffer, ingest_source
+from langfoundry.data.mapping import check_source
 from langfoundry.data.readers import SourceFile, source_files
 from langfoundry.data.readers.encoding import choose_codec
-from langfoundry.core.records import records_table, rejects_table
 
 CHECK_ID = "check"
 DEFAULT_MAX_REJECT_RATE = 0.5  # the quality gate's default, used when params.yaml sets none
@@ -279,7 +281,7 @@ def check_file(source: Source, root: Path | str = ".", params_path: Path | str =
 
     usable, clean_ran = kept.num_rows, False
     if kept.num_rows and all(tag in scripts for tag in (source.lang, source.pivot_lang) if tag):
-        from langfoundry.clean.filters import clean_batch
+        from langfoundry.clean.driver import clean_batch
 
         clean_kept, clean_rejects, _ = clean_batch(kept, params.clean, scripts, where=str(path))
         _collect(rejects, "clean", clean_rejects)
@@ -299,11 +301,11 @@ def _share(part: int, whole: int) -> str:
 
 
 def _places(places: list[str]) -> str:
-    """Origins, the file named once: "a.csv:3, :7, :9"."""
+    """Origins, the file named once: "a.csv:3, :7, :9" (or "#7", ":Sheet!7", ":7:msgstr[1]")."""
+    files = origin_parts(pa.array(places, type=pa.string())).column("file").to_pylist()
     shown = places[:1]
-    file = places[0].rsplit(":", 1)[0] if places and ":" in places[0] else None
-    for place in places[1:]:
-        shown.append(place[len(file):] if file and place.startswith(file + ":") else place)
+    for place, file in zip(places[1:], files[1:]):
+        shown.append(place[len(file):] if file == files[0] and len(file) < len(place) else place)
     return ", ".join(shown)
 
 

@@ -9,8 +9,8 @@ import traceback
 from langfoundry.cli.check import run_check
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import validate_project
-from langfoundry.data.readers import FORMAT_BY_SUFFIX
 from langfoundry.core.records import KINDS
+from langfoundry.data.readers import FORMAT_BY_SUFFIX
 
 FORMATS = sorted(set(FORMAT_BY_SUFFIX.values()))
 
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("validate", help="validate params.yaml and sources.yaml")
     check.add_argument("--params", default="params.yaml")
-    check.add_argument("--sources", default="sources.yaml")
-    check.add_argument("--inventory", default="data/inventory/languages.csv")
+    check.add_argument("--sources", help="default: paths.sources in params.yaml")
+    check.add_argument("--inventory", help="default: paths.inventory in params.yaml")
     check.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     check.set_defaults(func=validate)
 

@@ -7,15 +7,13 @@ passes silently.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langfoundry.core.errors import UserError
 from langfoundry.core.records import KINDS
+from langfoundry.core.strict_yaml import load_yaml, validate_model
 
 
 class Strict(BaseModel):
@@ -64,7 +62,7 @@ class SplitParams(Strict):
     salt: str = "langfoundry"  # changing it reshuffles every split
 
     @model_validator(mode="after")
-    def _fractions_leave_training(self) -> "SplitParams":
+    def _fractions_leave_training(self) -> SplitParams:
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("val_fraction + test_fraction must be below 1 so some data is left for training")
         return self
@@ -75,13 +73,13 @@ TaskName = Literal["translate_to_pivot", "translate_from_pivot", "vocabulary", "
 
 class FormatParams(Strict):
     template_lang: str = "id"  # language of the prompts; built-in templates exist for id and en
-    system_prompt: Optional[str] = None
+    system_prompt: str | None = None
     language_names: dict[str, str] = {}  # tag -> name shown in prompts (default: the tag)
     templates: dict[str, str] = {}  # template name -> text with {placeholders}; overrides the built-ins
     task_weights: dict[TaskName, float] = {}  # 0 drops a task; in train, <1 subsamples and >1 repeats
 
     @model_validator(mode="after")
-    def _weights_non_negative(self) -> "FormatParams":
+    def _weights_non_negative(self) -> FormatParams:
         for task, weight in self.task_weights.items():
             if weight < 0:
                 raise ValueError(f"task_weights.{task} is {weight}; weights must be 0 or more")
@@ -101,7 +99,7 @@ class ScratchParams(Strict):
     corpus: Literal["chat", "text"] = "chat"  # chat: whole chats; text: source/reference pairs only
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "ScratchParams":
+    def _heads_divide_hidden(self) -> ScratchParams:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
         return self
@@ -109,7 +107,7 @@ class ScratchParams(Strict):
 
 class BaseParams(Strict):
     model: str = "scratch"  # "scratch", a Hugging Face id (with revision) or a local path
-    revision: Optional[str] = None
+    revision: str | None = None
     trust_remote_code: bool = False
     scratch: ScratchParams = ScratchParams()
 
@@ -126,11 +124,11 @@ class TrainParams(Strict):
     lora: LoraParams = LoraParams()
     # auto picks by training-set size (presets.py); the four values below, when set, override the preset
     preset: Literal["auto", "conservative", "balanced", "aggressive"] = "auto"
-    learning_rate: Optional[float] = Field(None, gt=0)
-    epochs: Optional[float] = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
-    batch_size: Optional[int] = Field(None, ge=1)
-    gradient_accumulation: Optional[int] = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    gradient_accumulation: int | None = Field(None, ge=1)
     max_length: int = Field(128, ge=8)
     packing: bool = False
     completion_only_loss: bool = True
@@ -169,7 +167,7 @@ class QualityParams(Strict):
     min_mean_script_ratio: float = Field(0.8, ge=0.0, le=1.0)  # per source: mean share of letters in the language's script
 
     @model_validator(mode="after")
-    def _rates_are_shares(self) -> "QualityParams":
+    def _rates_are_shares(self) -> QualityParams:
         for source, rate in self.max_reject_rate_by_source.items():
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"max_reject_rate_by_source.{source} is {rate}; a rate is between 0 and 1")
@@ -192,8 +190,53 @@ class RetrainParams(Strict):
     full_growth: float = Field(0.10, gt=0.0)  # growth of the clean data since then that makes a full refresh due
 
 
+ACQUIRED_DIR = Path("data/raw/acquired")
+
+
+class PathsParams(Strict):
+    """Every file and folder the stages read or write: dvc.yaml uses these through ${paths.*}, and the
+    stages read them here, so renaming an output is one line of params.yaml."""
+    sources: Path = Field(Path("sources.yaml"), strict=False)
+    inventory: Path = Field(Path("data/inventory/languages.csv"), strict=False)
+    raw: Path = Field(Path("data/raw"), strict=False)
+    acquired: Path = Field(Path("data/raw/acquired"), strict=False)
+    ingested: Path = Field(Path("data/interim/ingested.parquet"), strict=False)
+    ingest_rejects: Path = Field(Path("data/interim/ingest_rejects.parquet"), strict=False)
+    clean: Path = Field(Path("data/interim/clean.parquet"), strict=False)
+    clean_rejects: Path = Field(Path("data/interim/clean_rejects.parquet"), strict=False)
+    dedup: Path = Field(Path("data/interim/dedup.parquet"), strict=False)
+    dedup_rejects: Path = Field(Path("data/interim/dedup_rejects.parquet"), strict=False)
+    split: Path = Field(Path("data/interim/split.parquet"), strict=False)
+    processed: Path = Field(Path("data/processed"), strict=False)
+    base: Path = Field(Path("models/base"), strict=False)
+    adapter: Path = Field(Path("models/adapter"), strict=False)
+    live: Path = Field(Path("dvclive/train"), strict=False)
+    expectations: Path = Field(Path("expectations"), strict=False)
+    metrics: Path = Field(Path("metrics"), strict=False)
+    reports: Path = Field(Path("reports"), strict=False)
+
+    @model_validator(mode="after")
+    def _acquired_is_fixed(self) -> PathsParams:
+        if self.acquired != ACQUIRED_DIR:
+            raise ValueError(f"paths.acquired must stay {ACQUIRED_DIR.as_posix()} (readers find acquired sources there)")
+        return self
+
+    def under(self, root: Path | str) -> PathsParams:
+        """The same layout below another folder (a benchmark's or a test's copy of the project)."""
+        return self.model_copy(update={name: Path(root) / value for name, value in self})
+
+    def split_file(self, split: str) -> Path:
+        """data/processed/<split>.jsonl"""
+        return self.processed / f"{split}.jsonl"
+
+    def metric(self, name: str) -> Path:
+        """metrics/<name>.json"""
+        return self.metrics / f"{name}.json"
+
+
 class Params(Strict):
     seed: int = 13
+    paths: PathsParams = PathsParams()
     ingest: IngestParams = IngestParams()
     clean: CleanParams = CleanParams()
     dedup: DedupParams = DedupParams()
@@ -219,8 +262,8 @@ class PackageSpec(Strict):
 
 class HuggingFaceSpec(Strict):
     dataset: str  # hub id, or a local directory
-    revision: Optional[str] = None  # commit sha or tag; required for hub ids
-    config: Optional[str] = None
+    revision: str | None = None  # commit sha or tag; required for hub ids
+    config: str | None = None
     split: str = "train"
 
 
@@ -230,12 +273,12 @@ class UrlSpec(Strict):
 
 
 class AcquireSpec(Strict):
-    package: Optional[PackageSpec] = None
-    huggingface: Optional[HuggingFaceSpec] = None
-    url: Optional[UrlSpec] = None
+    package: PackageSpec | None = None
+    huggingface: HuggingFaceSpec | None = None
+    url: UrlSpec | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "AcquireSpec":
+    def _exactly_one(self) -> AcquireSpec:
         given = [name for name in ("package", "huggingface", "url") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of package, huggingface, url (got {given or 'none'})")
@@ -246,26 +289,26 @@ class Source(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     kind: Literal[KINDS]  # type: ignore[valid-type]
     lang: str
-    pivot_lang: Optional[str] = None
-    path: Optional[str] = None  # a file, a directory of files, or (parallel text) the target side
-    pivot_path: Optional[str] = None  # parallel text: the line-aligned pivot side
-    format: Optional[Literal["csv", "tsv", "json", "jsonl", "parquet", "xlsx", "txt", "tmx", "po"]] = None
-    acquire: Optional[AcquireSpec] = None
+    pivot_lang: str | None = None
+    path: str | None = None  # a file, a directory of files, or (parallel text) the target side
+    pivot_path: str | None = None  # parallel text: the line-aligned pivot side
+    format: Literal["csv", "tsv", "json", "jsonl", "parquet", "xlsx", "txt", "tmx", "po"] | None = None
+    acquire: AcquireSpec | None = None
     columns: dict[str, str] = {}  # record field -> column name in the file
-    records_key: Optional[str] = None  # JSON: the key that holds the list of records
-    sheet: Optional[str] = None  # xlsx: the sheet to read (default: every sheet)
-    encoding: Optional[str] = None  # default: detected (UTF-8, UTF-8 with BOM, UTF-16)
+    records_key: str | None = None  # JSON: the key that holds the list of records
+    sheet: str | None = None  # xlsx: the sheet to read (default: every sheet)
+    encoding: str | None = None  # default: detected (UTF-8, UTF-8 with BOM, UTF-16)
     # manifest fields, for people and for the coverage report
-    category: Optional[str] = None
-    region: Optional[str] = None
-    target_examples: Optional[int] = Field(None, ge=0)
-    priority: Optional[Literal["critical", "high", "medium", "low"]] = None
-    license: Optional[str] = None
-    notes: Optional[str] = None
+    category: str | None = None
+    region: str | None = None
+    target_examples: int | None = Field(None, ge=0)
+    priority: Literal["critical", "high", "medium", "low"] | None = None
+    license: str | None = None
+    notes: str | None = None
     planned: bool = False  # expected but not in the pipeline yet: acquire and ingest skip it, coverage lists it
 
     @model_validator(mode="after")
-    def _has_input(self) -> "Source":
+    def _has_input(self) -> Source:
         if self.path is None and self.acquire is None:
             raise ValueError("give a path (a file under data/raw/) or an acquire spec")
         return self
@@ -275,7 +318,7 @@ class Sources(Strict):
     sources: list[Source]
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "Sources":
+    def _unique_ids(self) -> Sources:
         seen: set[str] = set()
         for source in self.sources:
             if source.id in seen:
@@ -285,7 +328,9 @@ class Sources(Strict):
 
 
 def acquired_dir(source_id: str) -> Path:
-    return Path("data/raw/acquired") / source_id
+    """Where acquire puts a source and ingest reads it: a fixed place below data/raw, since sources.yaml
+    names no path for an acquired source (params.yaml's paths.acquired must say the same; validate checks)."""
+    return ACQUIRED_DIR / source_id
 
 
 def source_inputs(source: Source) -> list[str]:
@@ -295,95 +340,11 @@ def source_inputs(source: Source) -> list[str]:
     return [path for path in (source.path, source.pivot_path) if path]
 
 
-# --- loading -------------------------------------------------------------------
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names allowed at a location in the model tree (for did-you-mean hints)."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        for candidate in getattr(annotation, "__args__", ()) or (annotation,):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                current = candidate
-                break
-            args = getattr(candidate, "__args__", ())
-            inner = [arg for arg in args if isinstance(arg, type) and issubclass(arg, BaseModel)]
-            if inner:
-                current = inner[0]
-                break
-        else:
-            return []
-    return sorted(getattr(current, "model_fields", {}))
-
-
-def _where(loc: tuple[Any, ...], data: Any) -> str:
-    """Dotted key, with list entries named by their id where they have one: sources[2](id 'x').kind."""
-    parts: list[str] = []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            named = f"(id {node['id']!r})" if isinstance(node, dict) and "id" in node else ""
-            parts[-1] += f"[{part}]{named}"
-        else:
-            node = node.get(part) if isinstance(node, dict) else None
-            parts.append(str(part))
-    return ".".join(parts) or "(top level)"
-
-
-def _explain(error: dict[str, Any], model: type[BaseModel], source_name: str, data: Any) -> str:
-    loc = tuple(error["loc"])
-    key = _where(loc, data)
-    if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc)
-        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        maybe = f"; did you mean {_where(loc[:-1] + (hint[0],), data)!r}?" if hint else ""
-        return f"{source_name}: unknown key {key!r}{maybe} (allowed here: {', '.join(allowed)})"
-    value = error.get("input")
-    message = error["msg"].removeprefix("Value error, ")
-    if loc and loc[-1] == "[key]":  # a mapping key outside a fixed set, e.g. format.task_weights.vocab
-        return f"{source_name}: unknown key {_where(loc[:-1], data)!r}: {message}"
-    if isinstance(value, dict):  # a check across a section's keys; the message names them
-        return f"{source_name}: {key}: {message}"
-    return f"{source_name}: {key} = {value!r}: {message}"
-
-
-def _validate(model: type[BaseModel], data: Any, source_name: str) -> Any:
-    try:
-        return model.model_validate(data if data is not None else {})
-    except ValidationError as err:
-        problems = err.errors()
-        first = _explain(problems[0], model, source_name, data)
-        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
-        raise UserError(first + more) from None
-
-
-def _load_yaml(path: Path) -> Any:
-    if not path.exists():
-        raise UserError(f"{path}: not found; run from the repository root or pass the right path")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)}); fix the syntax there") from None
-
-
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
-    return _validate(Params, _load_yaml(path), str(path))
+    return validate_model(Params, load_yaml(path), str(path))
 
 
 def load_sources(path: str | Path = "sources.yaml") -> Sources:
     path = Path(path)
-    return _validate(Sources, _load_yaml(path), str(path))
-
-
-def params_dict(params: BaseModel) -> dict[str, Any]:
-    return params.model_dump(mode="json")
+    return validate_model(Sources, load_yaml(path), str(path))

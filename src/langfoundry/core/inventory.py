@@ -67,11 +67,14 @@ def require_languages(tags: set[str], inventory: dict[str, Language], where: str
                         f"add a row there or use one of its tags")
 
 
-def validate_project(params_path: str | Path, sources_path: str | Path, inventory_path: str | Path) -> str:
-    """Load params and sources strictly and check every language tag they use; the one-line summary."""
+def validate_project(params_path: str | Path, sources_path: str | Path | None = None,
+                     inventory_path: str | Path | None = None) -> str:
+    """Load params and sources strictly and check every language tag they use; the one-line summary.
+    Sources and inventory default to params.yaml's paths."""
     from langfoundry.core.config import load_params, load_sources  # config is heavier; validate alone needs it
 
-    load_params(params_path)
+    paths = load_params(params_path).paths
+    sources_path, inventory_path = sources_path or paths.sources, inventory_path or paths.inventory
     sources = load_sources(sources_path).sources
     inventory = load_inventory(inventory_path)
     for source in sources:

@@ -24,7 +24,8 @@ but combining marks (tones, viramas, N'Ko marks) kept, since "ba" and "bà" are 
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import regex
 
@@ -113,11 +114,6 @@ def normalize_text(text: str, zero_width: ZeroWidthPolicy = "keep_joiners", mult
     if not text.isascii():
         text = _NKO_MARK_RUN.sub(_sort_nko_marks, text)
     return _collapse_whitespace(text, multiline)
-
-
-def normalize_texts(texts: list[str | None], multiline: list[bool], zero_width: ZeroWidthPolicy = "keep_joiners") -> list[str | None]:
-    """A batch of strings (None stays None); multiline[i] says whether texts[i] keeps newlines."""
-    return [None if text is None else normalize_text(text, zero_width, flag) for text, flag in zip(texts, multiline)]
 
 
 # --- text inside meta ---------------------------------------------------------------------------

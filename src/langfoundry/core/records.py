@@ -1,14 +1,15 @@
-"""The one record schema every row has once it leaves ingest (see DESIGN.md)."""
+"""The one record schema every row has once it leaves ingest (see ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterable, Mapping
-
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from langfoundry.core.errors import UserError
@@ -34,7 +35,7 @@ RECORD_FIELDS = [
     pa.field("pivot_lang", pa.string()),
     pa.field("pivot_text", pa.string()),
     pa.field("meta", pa.string(), nullable=False),  # JSON object, keys sorted
-    pa.field("origin", pa.string(), nullable=False),  # "file:line" or "file#record"
+    pa.field("origin", pa.string(), nullable=False),  # file:line, file#record, file:Sheet!row, file:line:msgstr[n] (origin_parts)
 ]
 RECORD_SCHEMA = pa.schema(RECORD_FIELDS)
 RECORD_COLUMNS = [field.name for field in RECORD_FIELDS]
@@ -52,6 +53,25 @@ REJECT_FIELDS = [
 ]
 REJECT_SCHEMA = pa.schema(REJECT_FIELDS)
 REJECT_COLUMNS = [field.name for field in REJECT_FIELDS]
+
+# The origins readers write (data/readers/__init__.py): "file:line", "file:line:msgstr[n]" (a PO plural
+# form), "file#index" (JSON and Parquet records) and "file:Sheet!row" (Excel). A file name may hold any
+# character, ":" "#" "!" and newlines too, so only the number at the very end (with what must stand
+# before it) is parsed; an origin of another shape is all file. [0-9], not \d: Python's \d takes any digit.
+ORIGIN_PATTERN = (r"(?s)^(?P<file>.*?)(?:(?::(?P<sheet>[^:]*)!|[:#])(?P<number>[0-9]{1,18})"
+                  r"(?::msgstr\[(?P<form>[0-9]{1,9})\])?)?$")
+
+
+def origin_parts(origins: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """Each origin split by ORIGIN_PATTERN into file, sheet (Excel), number (line, record or row) and form
+    (PO plural index), in the origins' order; sheet, number and form are null where an origin has none."""
+    parts = pc.extract_regex(origins, ORIGIN_PATTERN)
+    columns = {"file": pc.struct_field(parts, "file")}
+    for name, kind in (("sheet", pa.string()), ("number", pa.int64()), ("form", pa.int64())):
+        found = pc.struct_field(parts, name)
+        # a group that took no part in the match reads as "", which no sheet or number is
+        columns[name] = pc.cast(pc.if_else(pc.equal(found, ""), pa.scalar(None, pa.string()), found), kind)
+    return pa.table(columns)
 
 
 def meta_json(meta: Mapping[str, Any] | None) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,10 +32,6 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, sort_by: Iterable[st
         table = table.sort_by(keys)
     # One chunk per column: Parquet pages follow the chunks they are written from.
     pq.write_table(table.combine_chunks(), ensure_parent(path), row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
-
-
-def read_parquet(path: str | os.PathLike) -> pa.Table:
-    return pq.read_table(path)
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:

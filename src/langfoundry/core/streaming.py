@@ -18,8 +18,9 @@ import os
 import shutil
 import tempfile
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -76,7 +77,8 @@ class SortedParquetWriter:
     The file is the one `storage.write_parquet` would write from all rows at once: a stable sort
     (rows with equal keys keep the order they were added in), in row groups of ROW_GROUP_ROWS.
     pyarrow sorts only what fits in memory, so this is an external merge sort (see the module
-    docstring for what spills). Use as a context manager, or call close().
+    docstring for what spills). Use as a context manager, or call close(). memory_bytes bounds the
+    out-of-order rows held in memory: past it they are sorted and spilled to disk as one run.
     """
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, sort_by: Sequence[str],
@@ -97,6 +99,11 @@ class SortedParquetWriter:
         self._runs: list[Path] = []
         self._run_dir: Path | None = None
         self.spilled_bytes = 0
+
+    @property
+    def spilled_runs(self) -> tuple[Path, ...]:
+        """The sorted runs spilled to disk so far, in order; close() and abort() delete them."""
+        return tuple(self._runs)
 
     # --- adding rows ---
 
@@ -254,7 +261,7 @@ class SortedParquetWriter:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
 
-    def __enter__(self) -> "SortedParquetWriter":
+    def __enter__(self) -> SortedParquetWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -7,12 +7,13 @@ the reproducibility check to what the data and the training decide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from langfoundry.core.storage import write_metrics
 
-TIMINGS_DIR = Path("metrics/timings")
+TIMINGS = "timings"  # metrics/timings/<stage>.json, beside the stage's metrics
 
 
 def is_timing(key: str) -> bool:
@@ -27,7 +28,7 @@ def split_timings(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 def write_stage_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
-    """Write the metrics to path and their timings to metrics/timings/<same name>."""
+    """Write the metrics to path and their timings to timings/<same name> in the same folder."""
     stable, timings = split_timings(metrics)
     write_metrics(path, stable)
-    write_metrics(TIMINGS_DIR / Path(path).name, timings)
+    write_metrics(Path(path).parent / TIMINGS / Path(path).name, timings)

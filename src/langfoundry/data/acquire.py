@@ -13,17 +13,16 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
-from langfoundry.core.config import HuggingFaceSpec, PackageSpec, Source, UrlSpec, acquired_dir
+from langfoundry.core.config import ACQUIRED_DIR, HuggingFaceSpec, PackageSpec, Source, UrlSpec, acquired_dir
 from langfoundry.core.errors import UserError
 from langfoundry.data.readers import PROVENANCE_FILE
 from langfoundry.data.readers.rows import one_line
 
 log = logging.getLogger(__name__)
 
-ACQUIRED_ROOT = Path("data/raw/acquired")
 HF_DATA_FILE = "data.parquet"
 DOWNLOAD_CHUNK = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
@@ -226,10 +225,10 @@ def acquire_sources(sources: Iterable[Source], root: Path | str = ".", hf_cache_
     """Acquire every source with an acquire spec (but planned ones); then remove whatever else is in data/raw/acquired."""
     root = Path(root)
     wanted = [source for source in sources if source.acquire is not None and not source.planned]
-    (root / ACQUIRED_ROOT).mkdir(parents=True, exist_ok=True)
+    (root / ACQUIRED_DIR).mkdir(parents=True, exist_ok=True)
     acquired = [acquire_source(source, root, hf_cache_dir) for source in wanted]
     keep = {source.id for source in wanted}
-    for entry in sorted((root / ACQUIRED_ROOT).iterdir()):
+    for entry in sorted((root / ACQUIRED_DIR).iterdir()):
         if entry.name not in keep:
             log.info("removing %s: no source in sources.yaml acquires it", entry.relative_to(root).as_posix())
             _remove(entry)

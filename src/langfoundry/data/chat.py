@@ -14,8 +14,9 @@ import hashlib
 import json
 import string
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -102,12 +103,12 @@ def _placeholders(template: str, key: str) -> set[str]:
 
 def example_id(record_id: str, task: str) -> str:
     """Stable across template wording, so subsampling and splits do not move when prompts change."""
-    return hashlib.sha256(f"{record_id}\x1f{task}".encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(f"{record_id}\x1f{task}".encode()).hexdigest()[:16]
 
 
 def hash_unit(seed: int, key: str) -> float:
     """A deterministic number in [0, 1) for a key, the same on every machine (unlike hash())."""
-    digest = hashlib.sha256(f"{seed}\x1f{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -279,7 +280,7 @@ def format_records(table: pa.Table, params: FormatParams, seed: int, where: str 
             result.examples[split].extend([example] * copies)
         if not offered:
             result.records_without_task[record["kind"]] += 1
-    for split, examples in result.examples.items():
+    for examples in result.examples.values():
         examples.sort(key=lambda example: example["id"])  # repeats are identical, so ties need no tie-break
     return result
 

@@ -44,7 +44,7 @@ def group_key(kind: str, source: str, text: str, meta: str | None) -> str:
 
 def group_fraction(group: str, salt: str) -> float:
     """A stable number in [0, 1) for a group (hashlib, not hash(): that changes per process)."""
-    digest = hashlib.blake2b(f"{salt}\x1f{group}".encode("utf-8"), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{salt}\x1f{group}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 

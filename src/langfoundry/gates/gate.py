@@ -13,6 +13,10 @@ suite parameters, written `{"$PARAMETER": "name"}` and filled in at validation t
 Per-source reject limits differ by source (quality.max_reject_rate_by_source), so they are a column
 of the per-source table (`allowed_reject_rate`) rather than a parameter.
 
+The rows table is read and validated in batches (langfoundry.gates.rows, .batches), so a gate needs
+memory for one batch of rows, not for the table; the batches' results are added up into one
+result per suite, which the failure table, the metrics and the Data Docs all show.
+
 Every gate writes its Data Docs to reports/quality/<suite>/ and its counts of evaluated, passed and
 failed expectations to metrics/quality/<suite>.json, whether it passes or fails; a failure prints
 which expectations failed with up to five offending rows (their origin, file and line) and stops
@@ -30,23 +34,25 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from langfoundry.core.config import Params
+import pyarrow as pa
+
+from langfoundry.core.config import Params, PathsParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language
-from langfoundry.gates.tables import GateTables
 from langfoundry.core.storage import write_metrics
+from langfoundry.gates.batches import SHOWN_ROWS, check_batchable, run_batches, table_batches
+from langfoundry.gates.rows import BATCH_ROWS, TableRows
+from langfoundry.gates.tables import GateTables
 
-SUITES_DIR = Path("expectations")
-REPORTS_DIR = Path("reports/quality")
-METRICS_DIR = Path("metrics/quality")
+QUALITY = "quality"  # reports/quality/<suite>/ and metrics/quality/<suite>.json
 SOURCES_TABLE = "sources"
-SHOWN_ROWS = 5
 # Reports name this run time so that reruns write byte-identical pages (see _settle_pages).
-RUN_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+RUN_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 @dataclass
@@ -90,11 +96,12 @@ def suite_parameters(params: Params, inventory: Mapping[str, Language]) -> dict[
     }
 
 
-def load_suite(name: str, root: Path | str = ".") -> dict[str, Any]:
+def load_suite(name: str, root: Path | str = ".", paths: PathsParams | None = None) -> dict[str, Any]:
     """The suite's JSON, checked for what the gate relies on (GX itself checks each expectation)."""
-    path = Path(root) / SUITES_DIR / f"{name}.json"
+    suites = (paths or PathsParams()).expectations
+    path = Path(root) / suites / f"{name}.json"
     if not path.exists():
-        raise UserError(f"{path}: expectation suite not found; every gated table needs one (see {SUITES_DIR}/)")
+        raise UserError(f"{path}: expectation suite not found; every gated table needs one (see {suites}/)")
     try:
         suite = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -175,8 +182,7 @@ def _failure(result: Any, table: str, keys: tuple[str, ...], parameters: Mapping
 def _context(site: Path) -> Any:
     """An ephemeral GX context (nothing on disk but the Data Docs site), quiet and offline."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import (DataContextConfig, InMemoryStoreBackendDefaults,
-                                                            ProgressBarsConfig)
+    from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),
@@ -214,6 +220,12 @@ _REMOTE_LOGO = re.compile(r'https://great-expectations-web-assets\.[^"]*/logo-lo
 _TIMESTAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")  # GX's time format, e.g. the batch's load time
 
 
+def _number_blocks(html: str) -> str:
+    """Each random block id of a page becomes block-1, block-2, ... in order of first use."""
+    numbers: dict[str, str] = {}
+    return _UUID.sub(lambda match: numbers.setdefault(match.group(), f"block-{len(numbers) + 1}"), html)
+
+
 def _settle_pages(site: Path) -> None:
     """Make the Data Docs pages byte-identical between runs and fully local.
 
@@ -225,60 +237,70 @@ def _settle_pages(site: Path) -> None:
     logo = site / "static" / "images" / "logo-long.png"
     for page in sorted(site.rglob("*.html")):
         html = page.read_text(encoding="utf-8")
-        numbers: dict[str, str] = {}
-        html = _UUID.sub(lambda match: numbers.setdefault(match.group(), f"block-{len(numbers) + 1}"), html)
+        html = _number_blocks(html)
         html = _REMOTE_LOGO.sub(Path(os.path.relpath(logo, page.parent)).as_posix(), html)
         html = _TIMESTAMP.sub(RUN_TIME.strftime("%Y%m%dT%H%M%S.%fZ"), html)
         page.write_text(html, encoding="utf-8")
 
 
-def validate(name: str, tables: GateTables, parameters: Mapping[str, Any], root: Path | str = ".") -> GateResult:
+def validate(name: str, tables: GateTables, parameters: Mapping[str, Any], root: Path | str = ".",
+             paths: PathsParams | None = None, batch_rows: int = BATCH_ROWS) -> GateResult:
     """Check the tables against expectations/<name>.json; write the report and the metrics; never raise
-    for failed expectations (see `enforce`)."""
+    for failed expectations (see `enforce`). Folders come from paths (params.yaml), below root.
+
+    The rows table is validated batch_rows rows at a time (memory for one batch, not the table) and
+    the batches' results added up into one (langfoundry.gates.batches); the per-source table whole."""
     started = time.perf_counter()
-    root = Path(root)
-    path = root / SUITES_DIR / f"{name}.json"
-    suite = load_suite(name, root)
+    root, paths = Path(root), paths or PathsParams()
+    path = root / paths.expectations / f"{name}.json"
+    suite = load_suite(name, root, paths)
     parts = {table: [e for e in suite["expectations"] if _table_of(e) == table] for table in ("rows", SOURCES_TABLE)}
     if parts[SOURCES_TABLE] and tables.sources is None:
         raise UserError(f"{path}: has expectations on the {SOURCES_TABLE} table, which the {name} gate does not build")
+    rows = tables.rows if not isinstance(tables.rows, pa.Table) else TableRows(tables.rows, tables.sorted_by)
 
     # GX logs its own bookkeeping at INFO, which would drown a stage's output.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
+    import great_expectations  # noqa: F401  (timed on its own: the import is most of a small gate's time)
     from great_expectations.core.run_identifier import RunIdentifier
 
     imported = time.perf_counter()
-    site = root / REPORTS_DIR / name
+    site = root / paths.reports / QUALITY / name
     if site.exists():
         shutil.rmtree(site)  # pages of an earlier run must not outlive it
     context = _context(site)
     frames = context.data_sources.add_pandas("tables")
-    evaluated = passed = 0
+    run_id = RunIdentifier(run_name=name, run_time=RUN_TIME)
+    outcomes: dict[str, Any] = {}
+    if parts["rows"]:
+        gx_suite = context.suites.add(_gx_suite(name, parts["rows"], path))
+        check_batchable(gx_suite, rows.sorted_by[0] if rows.sorted_by else None, path)
+        outcomes["rows"] = run_batches(context, frames, gx_suite, table_batches(rows, batch_rows), tables.row_keys,
+                                       parameters, run_id, tables.shown_rows)
+    if parts[SOURCES_TABLE]:
+        gx_suite = context.suites.add(_gx_suite(f"{name}_by_source", parts[SOURCES_TABLE], path))
+        outcomes[SOURCES_TABLE] = run_batches(context, frames, gx_suite, [tables.sources], ("source",), parameters,
+                                              run_id)
+    context.build_data_docs()
+    _settle_pages(site)
+    return _result(name, tables, outcomes, parameters, started, imported, site, root, paths)
+
+
+def _result(name: str, tables: GateTables, outcomes: Mapping[str, Any], parameters: Mapping[str, Any],
+            started: float, imported: float, site: Path, root: Path, paths: PathsParams) -> GateResult:
+    """The gate's verdict from the suites' results, with its metrics written."""
     failures: list[Failure] = []
-    for table_name, expectations in parts.items():
-        if not expectations:
-            continue
-        frame = (tables.rows if table_name == "rows" else tables.sources).to_pandas()
+    evaluated = passed = 0
+    for table_name, outcome in outcomes.items():
         keys = tables.row_keys if table_name == "rows" else ("source",)
-        suite_name = name if table_name == "rows" else f"{name}_by_source"
-        gx_suite = context.suites.add(_gx_suite(suite_name, expectations, path))
-        batch = frames.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("whole")
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=gx_suite))
-        outcome = definition.run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=dict(parameters),
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_ROWS,
-                           "unexpected_index_column_names": [key for key in keys if key in frame.columns]},
-            run_id=RunIdentifier(run_name=name, run_time=RUN_TIME))
         evaluated += outcome.statistics["evaluated_expectations"]
         passed += outcome.statistics["successful_expectations"]
         failures += [_failure(result, table_name, keys, parameters) for result in outcome.results if not result.success]
-    context.build_data_docs()
-    _settle_pages(site)
     failures.sort(key=lambda failure: failure.table != SOURCES_TABLE)  # per-source failures name the source: first
-    result = GateResult(name, evaluated, passed, failures, tables.rows.num_rows, time.perf_counter() - started,
+    rows = outcomes["rows"].meta["batches"]["rows"] if "rows" in outcomes else 0
+    result = GateResult(name, evaluated, passed, failures, rows, time.perf_counter() - started,
                         imported - started, site / "index.html")
-    write_metrics(root / METRICS_DIR / f"{name}.json", {
+    write_metrics(root / paths.metrics / QUALITY / f"{name}.json", {
         "expectations": {"evaluated": result.evaluated, "passed": result.passed, "failed": result.failed},
         "rows": result.rows, "sources": 0 if tables.sources is None else tables.sources.num_rows})
     return result
@@ -315,8 +337,8 @@ def enforce(result: GateResult) -> None:
 
 
 def gate(name: str, tables: GateTables, params: Params, inventory: Mapping[str, Language],
-         root: Path | str = ".") -> GateResult:
+         paths: PathsParams | None = None) -> GateResult:
     """Validate a stage's output against its suite and stop the stage if it fails."""
-    result = validate(name, tables, suite_parameters(params, inventory), root)
+    result = validate(name, tables, suite_parameters(params, inventory), ".", paths or params.paths)
     enforce(result)
     return result

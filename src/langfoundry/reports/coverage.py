@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from langfoundry.core.config import CoverageParams, Source, source_inputs
+from langfoundry.clean.langcheck import (
+    IdentifierReport,
+    Sample,
+    SampleReservoir,
+    make_identifier,
+    run_identifier,
+    script_mismatch,
+)
+from langfoundry.core.config import CoverageParams, PathsParams, Source, source_inputs
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language, region_key
-from langfoundry.clean.langcheck import (IdentifierReport, Sample, SampleReservoir, make_identifier, run_identifier,
-                        script_mismatch)
 from langfoundry.core.normalize import comparison_key
 
 RECORD_LEVELS = ("raw", "clean", "dedup")
@@ -39,16 +46,23 @@ SCRIPT_FLAGS_PER_GROUP = 1000
 
 @dataclass(frozen=True)
 class CoveragePaths:
-    ingested: Path = Path("data/interim/ingested.parquet")
-    ingest_rejects: Path = Path("data/interim/ingest_rejects.parquet")
-    clean: Path = Path("data/interim/clean.parquet")
-    dedup: Path = Path("data/interim/dedup.parquet")
-    split: Path = Path("data/interim/split.parquet")
-    processed: Path = Path("data/processed")
-    metrics: Path = Path("metrics/coverage.json")
-    report: Path = Path("reports/coverage.md")
-    chart: Path = Path("reports/coverage.png")
-    flags: Path = Path("reports/coverage_flags.jsonl")
+    ingested: Path
+    ingest_rejects: Path
+    clean: Path
+    dedup: Path
+    split: Path
+    processed: Path
+    metrics: Path
+    report: Path
+    chart: Path
+    flags: Path
+
+    @classmethod
+    def from_params(cls, paths: PathsParams) -> CoveragePaths:
+        return cls(ingested=paths.ingested, ingest_rejects=paths.ingest_rejects, clean=paths.clean, dedup=paths.dedup,
+                   split=paths.split, processed=paths.processed, metrics=paths.metric("coverage"),
+                   report=paths.reports / "coverage.md", chart=paths.reports / "coverage.png",
+                   flags=paths.reports / "coverage_flags.jsonl")
 
 
 # --- streaming counts -----------------------------------------------------------------------------
@@ -301,7 +315,7 @@ class Coverage:
 
 
 def build_coverage(params: CoverageParams, sources: Sequence[Source], inventory: Mapping[str, Language],
-                   paths: CoveragePaths = CoveragePaths(), root: Path = Path(".")) -> Coverage:
+                   paths: CoveragePaths, root: Path = Path(".")) -> Coverage:
     counts = count_levels(paths, sources)
     scripts = check_scripts(paths, {tag: language.script for tag, language in inventory.items()})
     samples = sample_clean_texts(paths, params.sample_per_lang, params.folds) if params.identifiers else []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from langfoundry.reports.coverage import LEVELS, SPLITS, Coverage
 
@@ -39,7 +40,15 @@ def ordered_languages(coverage: Coverage) -> list[dict[str, Any]]:
 
 
 def render_report(coverage: Coverage, report_rows: int) -> str:
+    """reports/coverage.md: summary, counts per level, region, language and dataset, checks, flagged rows."""
     metrics = coverage.metrics()
+    lines = _summary(coverage, metrics) + _count_tables(coverage, metrics) + _missing_inputs(coverage)
+    lines += _language_checks(coverage, metrics) + _flagged_rows(coverage, report_rows)
+    lines += ["", "![records per language against target](coverage.png)"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _summary(coverage: Coverage, metrics: dict[str, Any]) -> list[str]:
     level = coverage.params.count_level
     lines = ["# Coverage", "",
              f"**{metrics['total']:,} records at level `{level}` toward the goal of {metrics['goal']:,} "
@@ -48,6 +57,12 @@ def render_report(coverage: Coverage, report_rows: int) -> str:
              f"have reached their target. Targets count records (a dictionary entry, a sentence pair) at level "
              f"`{level}` (`coverage.count_level`); raw is every row ingest read, kept or rejected.", ""]
 
+    return lines
+
+
+def _count_tables(coverage: Coverage, metrics: dict[str, Any]) -> list[str]:
+    level = coverage.params.count_level
+    lines: list[str] = []
     lines += ["## Pipeline levels", ""]
     lines += _table(["level", "records"], [[name, _int(metrics[f"rows.{name}"])] for name in LEVELS])
     lines += ["", "Chat examples written by format: "
@@ -67,12 +82,18 @@ def render_report(coverage: Coverage, report_rows: int) -> str:
     lines += ["", "## By dataset", ""]
     lines += _table(["dataset", "kind", "language", "category", "region", "priority", "licence"] + list(LEVELS)
                     + ["target", "progress", "input"],
-                    [[f"`{row['id']}`", row["kind"], f"`{row['lang']}`" + (f" → `{row['pivot_lang']}`" if row["pivot_lang"] else ""),
+                    [[f"`{row['id']}`", row["kind"],
+                      f"`{row['lang']}`" + (f" → `{row['pivot_lang']}`" if row["pivot_lang"] else ""),
                       _cell(row["category"] or "–"), _cell(row["region"] or "–"), row["priority"] or "–",
                       _cell(row["license"] or "–")] + [_int(row[name]) for name in LEVELS]
                      + [_int(row["target"]), _percent(row["progress"]), _input_state(row)]
                      for row in coverage.source_rows()])
 
+    return lines
+
+
+def _missing_inputs(coverage: Coverage) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Missing inputs", ""]
     if coverage.missing:
         planned = {source.id for source in coverage.sources if source.planned}
@@ -81,6 +102,11 @@ def render_report(coverage: Coverage, report_rows: int) -> str:
     else:
         lines.append("Every file and acquired folder that sources.yaml declares is present.")
 
+    return lines
+
+
+def _language_checks(coverage: Coverage, metrics: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     lines += ["", "## Is each row in the language it declares?", "",
               f"**Script.** {coverage.scripts.checked:,} raw texts (both sides of pairs) checked against their "
               f"language's script in the inventory; {metrics['check.script.flagged']:,} are mostly in another script."]
@@ -114,6 +140,11 @@ def render_report(coverage: Coverage, report_rows: int) -> str:
     else:
         lines.append("No identifier ran (`coverage.identifiers` is empty or there is no clean text).")
 
+    return lines
+
+
+def _flagged_rows(coverage: Coverage, report_rows: int) -> list[str]:
+    lines: list[str] = []
     flags = coverage.flags()
     lines += ["", f"## Flagged rows ({len(flags):,}; all in {Path('reports/coverage_flags.jsonl')})", ""]
     if flags and report_rows:
@@ -122,8 +153,7 @@ def render_report(coverage: Coverage, report_rows: int) -> str:
                          for row in flags[:report_rows]])
     elif not flags:
         lines.append("None.")
-    lines += ["", "![records per language against target](coverage.png)"]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def render_chart(coverage: Coverage, path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from langfoundry.core.timings import TIMINGS_DIR
+from langfoundry.core.timings import TIMINGS
 
 
 @dataclass
@@ -43,10 +43,36 @@ def lock_entries(repo: Path, kind: str) -> dict[tuple[str, str], str | None]:
     return {(stage, entry["path"]): _hash(entry) for stage, body in lock["stages"].items() for entry in body.get(kind, [])}
 
 
+@dataclass(frozen=True)
+class DeclaredOutput:
+    stage: str
+    path: str
+    cached: bool
+    metric: bool
+
+
+def resolved_stages(repo: Path) -> dict[str, dict[str, Any]]:
+    """dvc.yaml's stages with ${paths.*} and the other templating resolved by DVC itself (dvc.lock unread)."""
+    from dvc.dvcfile import load_file
+    from dvc.repo import Repo
+
+    with Repo(str(repo), uninitialized=True) as dvc:
+        return load_file(dvc, "dvc.yaml").resolver.resolve()["stages"]
+
+
+def declared_outputs(repo: Path) -> list[DeclaredOutput]:
+    """Every output dvc.yaml declares (outs, metrics and plots), with its cache flag."""
+    found = []
+    for name, stage in resolved_stages(repo).items():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                path, options = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+                found.append(DeclaredOutput(name, path, (options or {}).get("cache", True), kind == "metrics"))
+    return found
+
+
 def metrics_files(repo: Path) -> list[str]:
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    return sorted({entry if isinstance(entry, str) else next(iter(entry))
-                   for stage in stages.values() for entry in stage.get("metrics", [])})
+    return sorted({out.path for out in declared_outputs(repo) if out.metric})
 
 
 def _flat(repo: Path, path: str) -> dict[str, Any]:
@@ -55,7 +81,7 @@ def _flat(repo: Path, path: str) -> dict[str, Any]:
 
 
 def is_timing_path(path: str) -> bool:
-    return Path(path).parent == TIMINGS_DIR
+    return Path(path).parent.name == TIMINGS
 
 
 def compare_runs(repo_a: Path, repo_b: Path) -> Comparison:

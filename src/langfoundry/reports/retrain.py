@@ -22,10 +22,6 @@ import pyarrow.parquet as pq
 from langfoundry.core.config import RetrainParams
 from langfoundry.core.errors import UserError
 
-CLEAN_PATH = Path("data/interim/clean.parquet")
-TRAIN_PATH = Path("data/processed/train.jsonl")
-TRAIN_METRICS = Path("metrics/train.json")
-RETRAIN_METRICS = Path("metrics/retrain.json")
 PREFIX = "data_version."
 VERDICTS = ("none", "mini", "full")
 
@@ -39,20 +35,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def clean_rows(path: Path = CLEAN_PATH) -> int:
+def clean_rows(path: Path) -> int:
     """Rows of the clean table, from its footer (nothing else is read)."""
     if not path.exists():
         raise UserError(f"{path}: not found; run the clean stage first (dvc repro clean)")
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def data_version(clean: Path = CLEAN_PATH, train: Path = TRAIN_PATH) -> dict[str, Any]:
+def data_version(clean: Path, train: Path) -> dict[str, Any]:
     """What the train stage records: flat `data_version.*` keys for metrics/train.json."""
     return {f"{PREFIX}clean_rows": clean_rows(clean), f"{PREFIX}clean_sha256": file_sha256(clean),
             f"{PREFIX}train_sha256": file_sha256(train)}
 
 
-def trained_version(metrics_path: Path = TRAIN_METRICS) -> dict[str, Any] | None:
+def trained_version(metrics_path: Path) -> dict[str, Any] | None:
     """The recorded version (without the prefix), or None when there is none."""
     if not metrics_path.exists():
         return None
@@ -109,7 +105,7 @@ def decide(clean_now: int, trained_rows: int | None, params: RetrainParams, chan
     return Verdict("none", reason, clean_now, trained_rows, new, growth, changed)
 
 
-def check(params: RetrainParams, clean: Path = CLEAN_PATH, train_metrics: Path = TRAIN_METRICS) -> Verdict:
+def check(params: RetrainParams, clean: Path, train_metrics: Path) -> Verdict:
     recorded = trained_version(train_metrics)
     rows = clean_rows(clean)
     if recorded is None:

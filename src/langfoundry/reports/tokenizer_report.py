@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from langfoundry.core.storage import ensure_parent
 from langfoundry.model.tokenizer_analysis import ACCEPTABLE_UP_TO, FINE_BELOW, VERDICTS, LanguageFigures, TokenizerAnalysis

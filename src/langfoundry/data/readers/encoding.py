@@ -1,14 +1,22 @@
-"""Decoding input files: BOM sniffing, a declared encoding, and line-by-line decoding that
-isolates undecodable lines instead of failing the whole file."""
+"""Decoding input files line by line, isolating undecodable lines instead of failing the whole file.
+
+Which codec a file is read with (declared, from a BOM, UTF-8 or a detected legacy code page), and the
+refusal of binary files, live in langfoundry.data.readers.detect; choose_codec is re-exported here.
+"""
 
 from __future__ import annotations
 
 import codecs
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from langfoundry.core.errors import UserError
+from langfoundry.data.readers.detect import choose_codec, marked_codec, reader_codec
+
+__all__ = ["Line", "choose_codec", "marked_codec", "reader_codec", "iter_lines", "iter_line_blocks", "read_text",
+           "is_empty", "invalid_reason", "MAX_LINE_CHARS", "RAW_PREFIX_CHARS"]
 
 # A lone surrogate never comes out of a successful decode (UTF-8 and UTF-16 codecs reject them),
 # so it can mark the spot where bytes could not be decoded.
@@ -25,13 +33,6 @@ def _mark_invalid(error: UnicodeError) -> tuple[str, int]:
 
 codecs.register_error(_ERROR_HANDLER, _mark_invalid)
 
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),  # the utf-16 codec reads the BOM to pick the byte order
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-
-
 # A line longer than this is a reject (line_too_long) read in pieces and never held whole, so one
 # runaway line (a file without newlines, a dump in one line) cannot exhaust memory; ingest rejects a
 # longer value from a whole-document format (JSON, TMX, PO, Parquet) too (value_too_long). Not a
@@ -46,28 +47,6 @@ class Line(NamedTuple):
     raw: str  # the line as decoded, undecodable bytes written as \xNN escapes (the start of a long line)
     reason: str | None = None  # why text is None: invalid_utf8, invalid_encoding or line_too_long
     detail: str | None = None
-
-
-def choose_codec(path: Path, declared: str | None) -> str:
-    """The codec to read a file with: a BOM wins over the UTF-8 default; a declared encoding is honoured."""
-    with path.open("rb") as handle:
-        head = handle.read(4)
-    if declared:
-        try:
-            name = codecs.lookup(declared).name
-        except LookupError:
-            raise UserError(f"{path}: unknown encoding {declared!r} in sources.yaml; use a Python codec name "
-                            f"such as utf-8, utf-16, cp1252 or latin-1") from None
-        if name == "utf-8" and head.startswith(codecs.BOM_UTF8):
-            return "utf-8-sig"
-        return name
-    for bom, codec in _BOMS:
-        if head.startswith(bom):
-            return codec
-    if b"\x00" in head:
-        raise UserError(f"{path}: NUL bytes at the start: UTF-16 or UTF-32 without a byte order mark, or not a "
-                        f"text file; set `encoding:` (e.g. utf-16-le) for this source or save it as UTF-8")
-    return "utf-8"
 
 
 def invalid_reason(codec: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from langfoundry.core.config import Source
 from langfoundry.core.errors import UserError
-from langfoundry.data.readers.encoding import choose_codec, iter_lines
+from langfoundry.data.readers.detect import marked_codec
+from langfoundry.data.readers.encoding import iter_lines
 from langfoundry.data.readers.rows import BadRow, Header, Item, Row, one_line, raw_json
 
 ENTRY_STARTS = ("msgctxt", "msgid", "#,", "#:", "#.", "#|", "#~")
@@ -31,13 +32,14 @@ def read_po(path: Path, name: str, source: Source) -> Iterator[Item]:
     A plural entry gives one row per form: msgid with msgstr[0], msgid_plural with msgstr[1] (and any
     further forms), each origin ending in its msgstr index. Fuzzy, untranslated and obsolete entries are
     rejects, so a half-finished catalogue never trains a model on guesses. The charset comes from the
-    `encoding` of the source, else a UTF-16 byte order mark, else the catalogue's Content-Type header.
+    `encoding` of the source, else a UTF-16/32 byte order mark, else the catalogue's Content-Type header.
     """
     import polib
 
     codec = source.encoding
-    if codec is None and choose_codec(path, None) == "utf-16":
-        codec = "utf-16"
+    if codec is None:
+        marked = marked_codec(path, name)  # also refuses a file that is not text
+        codec = marked if marked in ("utf-16", "utf-32") else None
     try:
         catalogue = polib.pofile(str(path), encoding=codec) if codec else polib.pofile(str(path))
     except UnicodeDecodeError as err:

@@ -6,12 +6,14 @@ import csv
 import difflib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from langfoundry.core.config import Source
 from langfoundry.core.errors import UserError
-from langfoundry.data.readers.encoding import RAW_PREFIX_CHARS, choose_codec, iter_lines, read_text
+from langfoundry.data.readers.detect import reader_codec
+from langfoundry.data.readers.encoding import RAW_PREFIX_CHARS, iter_lines, read_text
 from langfoundry.data.readers.rows import BadRow, Header, Item, Row, one_line, raw_json
 
 PARQUET_BATCH_ROWS = 8192
@@ -42,7 +44,7 @@ def read_delimited(path: Path, name: str, source: Source, *, tsv: bool) -> Itera
     limit (131,072 characters; usually a quote that is never closed, which swallows the lines after
     it) is one reject (field_too_long) for the lines it took, and reading goes on after them.
     """
-    codec = choose_codec(path, source.encoding)
+    codec = reader_codec(path, name, source.encoding, source.lang)
     consumed: list[int] = []  # line numbers the csv parser has taken for the current row
     consumed_text: list[str] = []
     unreadable: list[BadRow] = []
@@ -169,7 +171,7 @@ def read_json(path: Path, name: str, source: Source) -> Iterator[Item]:
 
     A record with a key twice (at any depth) is a reject (duplicate_key) rather than a silent pick.
     """
-    text = read_text(path, choose_codec(path, source.encoding), name)
+    text = read_text(path, reader_codec(path, name, source.encoding, source.lang), name)
     try:
         data, repeated = parse_json(text)
     except json.JSONDecodeError as err:
@@ -198,7 +200,7 @@ def read_jsonl(path: Path, name: str, source: Source) -> Iterator[Item]:
 
     The header (every key seen) comes after the rows, since a stream has no header line.
     """
-    codec = choose_codec(path, source.encoding)
+    codec = reader_codec(path, name, source.encoding, source.lang)
     columns: dict[str, None] = {}
     for line in iter_lines(path, codec):
         origin = f"{name}:{line.number}"

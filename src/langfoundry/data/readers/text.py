@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import chain, count
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from langfoundry.core.config import Source
 from langfoundry.core.errors import UserError
-from langfoundry.data.readers.encoding import Line, choose_codec, iter_line_blocks, iter_lines
+from langfoundry.data.readers.detect import reader_codec
+from langfoundry.data.readers.encoding import Line, iter_line_blocks, iter_lines
 from langfoundry.data.readers.rows import BadRow, Header, Item, Row, raw_json
 
 
 def read_lines(path: Path, name: str, source: Source) -> Iterator[Item]:
     """Every line is a row (a blank one too, so line numbers and alignment stay meaningful)."""
-    codec = choose_codec(path, source.encoding)
+    codec = reader_codec(path, name, source.encoding, source.lang)
     yield Header(name, ("text",))
     for line in iter_lines(path, codec):
         origin = f"{name}:{line.number}"
@@ -53,8 +55,8 @@ def aligned_blocks(path: Path, name: str, pivot_path: Path, pivot_name: str,
                    source: Source) -> Iterator[Item | AlignedBlock]:
     """read_aligned's items with its good rows in blocks (AlignedBlock), so a large parallel corpus
     is read without an object per row (see ingest.ParallelColumns)."""
-    codec = choose_codec(path, source.encoding)
-    pivot_codec = choose_codec(pivot_path, source.encoding)
+    codec = reader_codec(path, name, source.encoding, source.lang)
+    pivot_codec = reader_codec(pivot_path, pivot_name, source.encoding, source.pivot_lang)
     yield Header(name, ("text", "pivot_text"))
     target_blocks, pivot_blocks = iter_line_blocks(path, codec), iter_line_blocks(pivot_path, pivot_codec)
     targets: list = []

@@ -1,0 +1,229 @@
+"""The clean stage's work: normalise, scrub personal data, and reject rows that fail a quality filter.
+
+clean_batch does one batch: it normalises each side (text, pivot_text, and the language text inside
+meta), replaces personal data with placeholders (langfoundry.clean.pii), and asks the filters
+(langfoundry.clean.filters) which rows to reject. Rows of plain Latin-1 text are already normal and
+hold no personal data, so they stay in Arrow untouched. clean_parquet streams a file through worker
+processes in batches; clean_metrics sums the counts for metrics/clean.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from langfoundry.clean import columnar
+from langfoundry.clean.filters import FILTER_NAMES, SIDES, first_failures
+from langfoundry.clean.measures import BatchSide
+from langfoundry.clean.pii import PII_TYPES, scrub_pii
+from langfoundry.core.config import CleanParams
+from langfoundry.core.errors import UserError
+from langfoundry.core.normalize import MULTILINE_KINDS, map_meta_texts, normalize_text
+from langfoundry.core.records import RECORD_COLUMNS, REJECT_SCHEMA, make_reject, meta_json
+from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count
+
+META_TEXT_KINDS = frozenset({"conversation", "instruction", "dictionary"})
+
+
+@dataclass
+class CleanResult:
+    kept: list[pa.Table] = field(default_factory=list)
+    rejects: list[pa.Table] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)  # ("in"|"kept", lang), ("dropped", filter, lang), ("pii", type, lang)
+
+    def kept_table(self, schema: pa.Schema) -> pa.Table:
+        return pa.concat_tables(self.kept) if self.kept else schema.empty_table()
+
+    def rejects_table(self) -> pa.Table:
+        return pa.concat_tables(self.rejects) if self.rejects else REJECT_SCHEMA.empty_table()
+
+
+class TextPreparer:
+    """Normalises (and, with scrub_pii, scrubs) texts, remembering the personal data found per row."""
+
+    def __init__(self, params: CleanParams):
+        self.params = params
+        self.pii_by_row: dict[int, Counter] = {}
+
+    def __call__(self, text: str, multiline: bool, row: int) -> str:
+        text = normalize_text(text, self.params.zero_width, multiline)
+        if self.params.scrub_pii:
+            text, found = scrub_pii(text)
+            if found:
+                self.pii_by_row.setdefault(row, Counter()).update(found)
+        return text
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    column = table.column(name)
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _replaced(column: pa.Array, values: Mapping[int, str | None]) -> pa.Array:
+    """The column with the given rows' values replaced."""
+    if not values:
+        return column
+    rows = sorted(values)
+    mask = np.zeros(len(column), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(column, pa.array(mask), pa.array([values[row] for row in rows], type=column.type))
+
+
+def _prepared_sides(table: pa.Table, kinds: list[str], prepare: TextPreparer) -> dict[str, BatchSide]:
+    """Each side, with the rows that are not plain Latin-1 normalised and scrubbed."""
+    sides: dict[str, BatchSide] = {}
+    for side in SIDES:
+        column = _column(table, side)
+        plain = columnar.plain_rows(column, prepare.params.scrub_pii)
+        others = np.flatnonzero(~plain & column.is_valid().to_numpy(zero_copy_only=False))
+        values = column.take(pa.array(others, type=pa.int64())).to_pylist()
+        sides[side] = BatchSide(column, plain, {int(row): prepare(text, kinds[row] in MULTILINE_KINDS, int(row))
+                                                for row, text in zip(others, values)})
+    return sides
+
+
+def _prepared_metas(table: pa.Table, kinds: list[str], prepare: TextPreparer, where: str) -> dict[int, str]:
+    """The meta JSON of rows whose language text inside meta changed when prepared, by row."""
+    meta_rows = [row for row, kind in enumerate(kinds) if kind in META_TEXT_KINDS]
+    changed_metas: dict[int, str] = {}
+    for row, meta_text in zip(meta_rows, _column(table, "meta").take(pa.array(meta_rows, type=pa.int64())).to_pylist()):
+        if meta_text in ("", "{}"):
+            continue
+        try:
+            meta = json.loads(meta_text)
+        except json.JSONDecodeError as err:
+            meta = err
+        if not isinstance(meta, dict):
+            origin = table.column("origin")[row].as_py()
+            raise UserError(f"{where}: record {table.column('id')[row].as_py()} ({origin}) has meta that is not a JSON "
+                            f"object; fix that row of the source and rerun ingest")
+        changed = map_meta_texts(meta, kind=kinds[row], transform=lambda text, flag, row=row: prepare(text, flag, row))
+        if changed != meta:
+            changed_metas[row] = meta_json(changed)
+    return changed_metas
+
+
+def _counts(langs: list[str], failures: list[tuple[str, str] | None], pii_by_row: Mapping[int, Counter]) -> Counter:
+    """Rows in and kept per language, drops per filter and language, placeholders in the kept rows."""
+    kept = [i for i, failure in enumerate(failures) if failure is None]
+    counts: Counter = Counter()
+    counts.update({("in", lang): number for lang, number in Counter(langs).items()})
+    counts.update({("kept", lang): number for lang, number in Counter(langs[i] for i in kept).items()})
+    for i, failure in enumerate(failures):
+        if failure is not None:
+            counts[("dropped", failure[0], langs[i])] += 1
+    for i in kept:
+        for kind, number in pii_by_row.get(i, {}).items():
+            counts[("pii", kind, langs[i])] += number
+    return counts
+
+
+def _reject_table(table: pa.Table, failures: list[tuple[str, str] | None]) -> pa.Table:
+    """Reject records for the failed rows, each carrying the row as it came in."""
+    rejected = [i for i, failure in enumerate(failures) if failure is not None]
+    original_rows = table.take(pa.array(rejected, type=pa.int64())).to_pylist()
+    return pa.Table.from_pylist([
+        make_reject(source=row["source"], origin=row["origin"], stage="clean", reason=failures[i][0],
+                    detail=failures[i][1], id=row["id"], lang=row["lang"], raw={name: row[name] for name in RECORD_COLUMNS})
+        for i, row in zip(rejected, original_rows)
+    ], schema=REJECT_SCHEMA)
+
+
+def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],
+                where: str = "data/interim/ingested.parquet") -> tuple[pa.Table, pa.Table, Counter]:
+    """Normalise, scrub and filter one batch of records: (kept, rejects, counts)."""
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    kinds, langs, pivot_langs = (table.column(name).to_pylist() for name in ("kind", "lang", "pivot_lang"))
+    unknown = sorted({tag for tag in langs + pivot_langs if tag and tag not in scripts})
+    if unknown:
+        raise UserError(f"{where}: language tag(s) {', '.join(map(repr, unknown))} not in data/inventory/languages.csv; "
+                        f"add a row there (with its script) and rerun")
+    prepare = TextPreparer(params)
+    sides = _prepared_sides(table, kinds, prepare)
+    changed_metas = _prepared_metas(table, kinds, prepare, where)
+    failures = first_failures(kinds, langs, pivot_langs, sides, params, scripts)
+
+    normalised = table
+    for name, values in {"text": _replaced(sides["text"].column, sides["text"].prepared),
+                         "pivot_text": _replaced(sides["pivot_text"].column, sides["pivot_text"].prepared),
+                         "meta": _replaced(_column(table, "meta"), changed_metas)}.items():
+        normalised = normalised.set_column(table.schema.get_field_index(name), table.schema.field(name), values)
+    kept = [i for i, failure in enumerate(failures) if failure is None]
+    kept_table = normalised.take(pa.array(kept, type=pa.int64()))
+    return kept_table, _reject_table(table, failures), _counts(langs, failures, prepare.pii_by_row)
+
+
+def clean_batches(batches: Iterable[pa.Table | pa.RecordBatch], params: CleanParams, scripts: Mapping[str, str],
+                  where: str = "data/interim/ingested.parquet") -> CleanResult:
+    """Clean batches in this process, holding the results in memory (see clean_parquet for files)."""
+    result = CleanResult()
+    for batch in batches:
+        kept, rejects, counts = clean_batch(batch, params, scripts, where)
+        result.kept.append(kept)
+        result.rejects.append(rejects)
+        result.counts.update(counts)
+    return result
+
+
+CLEAN_BATCH_ROWS = 20_000  # rows a worker cleans at a time: enough to amortise the batch-wide passes
+_WORKER_SETTINGS: tuple = ()
+
+
+def _start_clean_worker(params: CleanParams, scripts: Mapping[str, str], where: str) -> None:
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = (params, scripts, where)
+
+
+def _clean_in_worker(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table, Counter]:
+    return clean_batch(batch, *_WORKER_SETTINGS)
+
+
+def clean_parquet(input_path: str | Path, kept_path: str | Path, rejects_path: str | Path, params: CleanParams,
+                  scripts: Mapping[str, str], where: str | None = None, batch_rows: int = CLEAN_BATCH_ROWS,
+                  workers: int | None = None) -> Counter:
+    """Clean a record file into kept and rejects files, sorted by (id, origin), streaming in batches
+    over `workers` processes (all usable cores by default); returns the counts for clean_metrics.
+
+    Memory holds a few batches per worker; the kept rows keep the input's (id, origin) order, so
+    they are written straight through, and rejects spill to disk only when they arrive out of order
+    and outgrow memory (langfoundry.core.streaming).
+    """
+    source = open_parquet(input_path)
+    counts: Counter = Counter()
+    settings = (params, dict(scripts), where or str(input_path))
+    with SortedParquetWriter(kept_path, source.schema_arrow, ("id", "origin")) as kept, \
+            SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin")) as rejects:
+        results = ordered_map(_clean_in_worker, source.iter_batches(batch_size=batch_rows),
+                              worker_count() if workers is None else workers, _start_clean_worker, settings)
+        for kept_rows, rejected_rows, batch_counts in results:
+            kept.write(kept_rows)
+            rejects.write(rejected_rows)
+            counts.update(batch_counts)
+    return counts
+
+
+def clean_metrics(counts: Counter) -> dict[str, Any]:
+    """Rows in/kept/rejected, drops per filter and language, and placeholders per type and
+    language in the kept rows (what the training data would otherwise have carried)."""
+    rows_in = sum(n for key, n in counts.items() if key[0] == "in")
+    kept = sum(n for key, n in counts.items() if key[0] == "kept")
+    metrics: dict[str, Any] = {"rows": {"in": rows_in, "kept": kept, "rejected": rows_in - kept},
+                               "dropped": {name: {"total": 0} for name in FILTER_NAMES},
+                               "pii": {kind: {"total": 0} for kind in PII_TYPES},
+                               "lang": {}}
+    for key, number in sorted(counts.items()):
+        if key[0] in ("in", "kept"):
+            metrics["lang"].setdefault(key[1], {"in": 0, "kept": 0})[key[0]] = number
+        else:
+            group = metrics[key[0]][key[1]]
+            group[key[2]] = number
+            group["total"] += number
+    return metrics
