@@ -1,0 +1,190 @@
+"""The rows a gate validates, read batch by batch so that a gate's memory does not grow with its table.
+
+A row stream yields Arrow tables of about `batch_rows` rows, cut so that all rows sharing the
+stream's key (its first sort column, `id`) land in the same batch. The stages write their tables
+sorted by (id, origin) (storage.write_parquet, streaming.SortedParquetWriter), so rows sharing an
+id are adjacent: holding back the last id's rows of one batch and putting them at the front of the
+next makes a per-batch uniqueness check on (id) or (id, origin) exact. The order is checked as the
+rows stream past; a table out of order stops the gate rather than letting it pass unchecked.
+
+Columns computed across rows (`group_in_several_splits`) come from a streamed pre-pass that keeps
+64-bit hashes of the keys in numpy arrays (8 bytes per distinct key, not the keys themselves).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from langfoundry.core.errors import UserError
+from langfoundry.core.streaming import open_parquet
+
+BATCH_ROWS = 100_000  # rows per Great Expectations run: GX holds about 3 KB a row (300 MB), however long the table
+ROW_SORT = ("id", "origin")  # how the stages write every rows table
+
+
+def key_hashes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit hashes of strings (pandas' SipHash, the same in every process); a null hashes to the
+    hash of no other string except by chance."""
+    import pandas as pd  # pyarrow needs pandas anyway; imported here so that importing gates stays cheap
+
+    return pd.util.hash_array(values.to_numpy(zero_copy_only=False), categorize=False)
+
+
+class TableRows:
+    """A table already in memory, sorted by `sorted_by` (stably, so equal keys keep their order)."""
+
+    def __init__(self, table: pa.Table, sorted_by: Sequence[str] = ROW_SORT):
+        keys = [(name, "ascending") for name in sorted_by if name in table.column_names]
+        order = pc.sort_indices(table, sort_keys=keys).to_numpy() if keys and table.num_rows else None
+        in_order = order is None or bool(np.all(order == np.arange(len(order))))
+        self.table = table if in_order else table.take(order)  # a stage's table is in order: no copy
+        self.sorted_by = tuple(sorted_by)
+        self.schema = self.table.schema
+        self.where = "the rows table"
+
+    def raw_batches(self, batch_rows: int) -> Iterator[pa.Table]:
+        for start in range(0, self.table.num_rows, batch_rows):
+            yield self.table.slice(start, batch_rows)
+
+
+class ParquetRows:
+    """A Parquet file written sorted by `sorted_by`, read in batches; `derive` adds the columns
+    computed for checking (from a pre-pass) to each batch."""
+
+    def __init__(self, path: str | os.PathLike, sorted_by: Sequence[str] = ROW_SORT,
+                 derive: Callable[[pa.Table], pa.Table] | None = None):
+        self.path = Path(path)
+        self.sorted_by = tuple(sorted_by)
+        self.derive = derive or (lambda batch: batch)
+        self.schema = self.derive(open_parquet(self.path).schema_arrow.empty_table()).schema
+        self.where = str(self.path)
+
+    def raw_batches(self, batch_rows: int) -> Iterator[pa.Table]:
+        for batch in open_parquet(self.path).iter_batches(batch_size=batch_rows):
+            yield self.derive(pa.Table.from_batches([batch]))
+
+
+RowStream = TableRows | ParquetRows
+
+
+def _check_order(keys: pa.Array, previous: pa.Array, where: str, key: str, offset: int) -> None:
+    """Keys must not decrease (nulls last, as Arrow sorts them), within a batch and from the
+    previous batch's last key."""
+    keys = pa.concat_arrays([previous, keys]) if len(previous) else keys
+    valid = pc.is_valid(keys)
+    present = pc.sum(valid).as_py() or 0
+    ordered = present == len(keys) or not pc.any(valid.slice(present)).as_py()
+    if ordered and present > 1:
+        head = keys.slice(0, present)
+        ordered = pc.all(pc.less_equal(head.slice(0, present - 1), head.slice(1))).as_py()
+    if not ordered:
+        raise UserError(f"{where}: rows are not sorted by {key} (near row {offset + 1}); the gate checks "
+                        f"uniqueness in the order the stages write, so rerun the stage that wrote it")
+
+
+def _trailing_key(batch: pa.Table, key: str) -> int:
+    """Where the rows of the batch's last key start (its end when that key is null)."""
+    keys = batch.column(key)
+    last = keys[len(keys) - 1] if len(keys) else None
+    if last is None or not last.is_valid:
+        return len(keys)
+    return len(keys) - pc.sum(pc.equal(keys, last)).as_py()
+
+
+def whole_key_batches(rows: RowStream, batch_rows: int) -> Iterator[pa.Table]:
+    """The stream's rows in batches of about batch_rows, none splitting the rows of one key.
+
+    Each batch waits for the next one: the rows of its last key move to the front of the next
+    batch, which may hold the rest of that key. A batch grows past batch_rows only by the rows of
+    one key (ids are unique after dedup). Rows without a key are not held back: they already fail
+    the not-null expectation on it.
+    """
+    key = rows.sorted_by[0] if rows.sorted_by else None
+    if key not in rows.schema.names:
+        yield from rows.raw_batches(batch_rows)
+        return
+    pending: pa.Table | None = None
+    previous = pa.array([], rows.schema.field(key).type)
+    offset = 0
+    for batch in rows.raw_batches(batch_rows):
+        keys = batch.column(key).combine_chunks()
+        _check_order(keys, previous, rows.where, key, offset)
+        offset += batch.num_rows
+        previous = keys.slice(len(keys) - 1) if len(keys) else previous
+        if pending is None:
+            pending = batch
+            continue
+        cut = _trailing_key(pending, key)
+        if cut:
+            yield pending.slice(0, cut)
+        pending = pa.concat_tables([pending.slice(cut), batch]) if cut < pending.num_rows else batch
+    if pending is not None and pending.num_rows:
+        yield pending
+
+
+# --- columns computed across rows ----------------------------------------------------------------
+
+
+class SplitLeaks:
+    """Which groups have rows in more than one split, from one streamed pass over (group, split).
+
+    Kept per distinct (group, split) pair: one 64-bit number, the group's hash with its low two
+    bits replaced by the split's code. Hashing makes a false alarm possible (two groups with the
+    same 62-bit hash, in different splits: odds about n^2 / 2^63, 1e-5 at ten million groups) but
+    never a missed leak, since one group always has one hash.
+    """
+
+    SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # anything else (a gate failure of its own): 3
+
+    def __init__(self) -> None:
+        self._pairs: list[np.ndarray] = []
+        self.leaking = np.array([], dtype=np.uint64)
+
+    def _codes(self, splits: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        codes = np.full(len(splits), 3, dtype=np.uint64)
+        for name, code in self.SPLIT_CODES.items():
+            codes[pc.fill_null(pc.equal(splits, name), False).to_numpy(zero_copy_only=False)] = code
+        return codes
+
+    def add(self, groups: pa.Array | pa.ChunkedArray, splits: pa.Array | pa.ChunkedArray) -> None:
+        known = pc.is_valid(groups).to_numpy(zero_copy_only=False)
+        pairs = (key_hashes(groups) & ~np.uint64(3)) | self._codes(splits)
+        self._pairs.append(np.unique(pairs[known]))
+        if len(self._pairs) > 16:  # keep the list short: merge what is there
+            self._pairs = [np.unique(np.concatenate(self._pairs))]
+
+    def finish(self) -> SplitLeaks:
+        pairs = np.unique(np.concatenate(self._pairs)) if self._pairs else np.array([], dtype=np.uint64)
+        self._pairs = []
+        groups = pairs & ~np.uint64(3)
+        repeated = groups[1:] == groups[:-1]  # sorted: a group in two splits shows up twice in a row
+        self.leaking = np.unique(groups[1:][repeated])
+        return self
+
+    def flags(self, groups: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """True for each row whose group also has rows in another split (False without a group)."""
+        hashed = key_hashes(groups) & ~np.uint64(3)
+        found = np.isin(hashed, self.leaking) & pc.is_valid(groups).to_numpy(zero_copy_only=False)
+        return pa.array(found, pa.bool_())
+
+    def derive(self, batch: pa.Table) -> pa.Table:
+        """The batch with its `group_in_several_splits` column."""
+        if "group" not in batch.column_names:
+            return batch
+        return batch.append_column("group_in_several_splits", self.flags(batch.column("group")))
+
+
+def split_leaks(path: str | os.PathLike, batch_rows: int = BATCH_ROWS) -> SplitLeaks:
+    """The leaking groups of a Parquet table with `group` and `split` columns."""
+    leaks = SplitLeaks()
+    source = open_parquet(path)
+    if {"group", "split"} <= set(source.schema_arrow.names):
+        for batch in source.iter_batches(batch_size=batch_rows, columns=["group", "split"]):
+            leaks.add(batch.column("group"), batch.column("split"))
+    return leaks.finish()
