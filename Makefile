@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro cycle pr-report test test-fast lint bench bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv
+.PHONY: venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv
 
 venv: $(STAMP)
 
@@ -71,6 +71,11 @@ bench-data: $(STAMP)
 
 bench-scale: $(STAMP)
 	python benchmarks/bench_scale.py
+
+# benchmarks/noise_band.json: each model metric's spread across seeds, the noise band of `make pr-report`
+# (3 seeds of base, train and evaluate: many minutes).
+bench-noise: $(STAMP)
+	python benchmarks/bench_noise.py
 
 bench-gpu: $(STAMP)
 	python benchmarks/bench_gpu.py

@@ -9,10 +9,21 @@ from pathlib import Path
 
 import pytest
 import yaml
+from repo_copy import env
 
 from langfoundry.core.errors import UserError
-from langfoundry.reports.pr_report import MARKER, build_report, changed_plots, language_of, language_rows, make_report
-from repo_copy import env
+from langfoundry.reports.pr_report import (
+    MARKER,
+    build_report,
+    changed_plots,
+    language_of,
+    language_rows,
+    load_noise_band,
+    make_report,
+    metric_rows,
+    metrics_note,
+    metrics_table,
+)
 
 DVC_YAML = {
     "stages": {
@@ -140,3 +151,101 @@ def test_curves_missing_from_the_cache_are_named_not_reported_as_changed(two_com
     report = make_report("base", clone, clone / "reports/pr.md", plots_dir=None, plots_link=None)
     curves = report.split("### Training curves")[1]
     assert "could not be compared: workspace:" in curves and "| curves/" not in curves
+
+
+# --- metrics against the noise band ------------------------------------------------------------------------
+
+NOISE_BAND = {
+    "seeds": [13, 14, 15],
+    "band": "max - min: the largest difference between two runs that differ only in their seed",
+    "metrics": {"metrics/eval.json": {"adapter.chrf": {"min": 8.0, "max": 8.5, "band": 0.5},
+                                      "adapter.bleu": {"min": 1.0, "max": 1.3, "band": 0.3},
+                                      "adapter.exact": {"min": 0.1, "max": 0.1, "band": 0.0}},
+                "metrics/train.json": {"val_loss": {"min": 4.0, "max": 4.6, "band": 0.6}}},
+}
+# `dvc metrics diff --json` output: a change inside a band, one outside, one exactly on it, one on a key whose
+# band is 0, a data metric without a band, a string, a new and a removed key.
+METRICS_DIFF = {
+    "metrics/eval.json": {"adapter.chrf": {"old": 8.2116, "new": 8.2075, "diff": -0.0041},
+                          "adapter.bleu": {"old": 1.0, "new": 1.3, "diff": 0.3},
+                          "adapter.exact": {"old": 0.1, "new": 0.1001, "diff": 0.0001},
+                          "adapter.perplexity": {"old": None, "new": 5089.1},
+                          "baseline.chrf": {"old": 15.0, "new": None}},
+    "metrics/train.json": {"val_loss": {"old": 4.1, "new": 3.2, "diff": -0.9},
+                           "data_version.clean_sha256": {"old": "abc", "new": "abd"}},
+    "metrics/split.json": {"rows.train": {"old": 100, "new": 120, "diff": 20}},
+}
+
+
+def write_band(path: Path, band: dict = NOISE_BAND) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(band), encoding="utf-8")
+    return path
+
+
+def test_each_metric_gets_a_verdict_against_its_noise_band(tmp_path: Path) -> None:
+    noise = load_noise_band(write_band(tmp_path / "band.json"), "benchmarks/noise_band.json")
+    verdicts = {(path, key): (change, verdict) for path, key, _, _, change, verdict in metric_rows(METRICS_DIFF, noise)}
+    assert verdicts[("metrics/eval.json", "adapter.chrf")] == (pytest.approx(-0.0041), "within noise (±0.5)")
+    assert verdicts[("metrics/eval.json", "adapter.bleu")][1] == "within noise (±0.3)", "a change equal to the band is noise"
+    assert verdicts[("metrics/train.json", "val_loss")] == (pytest.approx(-0.9), "change (beyond ±0.6)")
+    assert verdicts[("metrics/eval.json", "adapter.exact")][1] == "change", "identical across seeds: any change counts"
+    assert verdicts[("metrics/split.json", "rows.train")] == (20, "change"), "no band: the change as measured"
+    assert verdicts[("metrics/train.json", "data_version.clean_sha256")] == (None, "change")
+    assert verdicts[("metrics/eval.json", "adapter.perplexity")] == (None, "new")
+    assert verdicts[("metrics/eval.json", "baseline.chrf")] == (None, "removed")
+
+
+def test_the_metrics_table_names_the_band_and_its_seeds(tmp_path: Path) -> None:
+    noise = load_noise_band(write_band(tmp_path / "band.json"), "benchmarks/noise_band.json")
+    rows = metric_rows(METRICS_DIFF, noise)
+    report = build_report("main", metrics_table(rows), "", [], [], None, metrics_intro=metrics_note(rows, noise))
+    metrics = report.split("### Metrics")[1].split("###")[0]
+    assert metrics.index("`benchmarks/noise_band.json`: seeds 13, 14, 15, band = max - min") < metrics.index("| path |")
+    assert "8 metrics differ from the base: 4 changes, 2 within noise, 1 new, 1 removed." in metrics
+    assert "| metrics/eval.json | adapter.chrf | 8.2116 | 8.2075 | -0.0041 | within noise (±0.5) |" in metrics
+    assert "| metrics/train.json | val_loss | 4.1 | 3.2 | -0.9 | change (beyond ±0.6) |" in metrics
+    assert "| metrics/split.json | rows.train | 100 | 120 | +20 | change |" in metrics
+    assert "| metrics/eval.json | adapter.perplexity | – | 5089.1 | – | new |" in metrics
+    assert "| metrics/eval.json | baseline.chrf | 15 | – | – | removed |" in metrics
+    assert report.splitlines()[0] == MARKER
+
+
+def test_without_a_band_file_every_difference_is_shown_as_measured(tmp_path: Path) -> None:
+    assert load_noise_band(tmp_path / "missing.json") is None
+    rows = metric_rows(METRICS_DIFF, None)
+    assert {verdict for *_, verdict in rows} == {"change", "new", "removed"}
+    assert metrics_note(rows, None).startswith("No noise band (`benchmarks/noise_band.json` is missing")
+
+
+def test_a_malformed_band_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="band.json: not a noise band .*bench_noise.py writes it"):
+        load_noise_band(write_band(tmp_path / "band.json", {"seeds": [13]}), "band.json")
+
+
+def test_the_report_reads_the_band_file_against_the_real_metrics_diff(two_commits: Path) -> None:
+    band = {**NOISE_BAND, "metrics": {"metrics/train.json": {"val_loss": {"band": 0.5}}}}
+    write_band(two_commits / "bands/noise.json", band)  # untracked: the other tests' reports do not see it
+    report = make_report("base", two_commits, two_commits / "reports/band.md", plots_dir=None, plots_link=None,
+                         noise_band=Path("bands/noise.json"))
+    metrics = report.split("### Metrics")[1].split("###")[0]
+    assert "Noise band from `bands/noise.json`: seeds 13, 14, 15" in metrics
+    assert "| metrics/train.json | val_loss | 4.5 | 4.1 | -0.4 | within noise (±0.5) |" in metrics
+    assert "| metrics/split.json | lang.min.train | – | 12 | – | new |" in metrics
+    assert "| metrics/split.json | lang.jv.train | 50 | 80 | +30 | change |" in metrics, "no band: a plain change"
+
+
+def test_the_band_the_benchmark_writes_is_the_band_the_report_reads(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_noise
+
+    runs = {seed: {"metrics/eval.json": bench_noise.flatten({"adapter": {"chrf": chrf, "source": "scratch"}, "steps": 150})}
+            for seed, chrf in ((13, 8.2116), (14, 8.2075), (15, 8.30))}
+    table = bench_noise.band_table(runs)
+    assert table["metrics/eval.json"]["adapter.chrf"] == {"min": 8.2075, "max": 8.3, "mean": pytest.approx(8.2397, abs=1e-4),
+                                                          "std": pytest.approx(0.052262, abs=1e-6), "band": 0.0925}
+    assert table["metrics/eval.json"]["steps"]["band"] == 0 and "adapter.source" not in table["metrics/eval.json"]
+    band = {"seeds": sorted(runs), "band": bench_noise.BAND_RULE, "metrics": table}
+    (tmp_path / "band.json").write_text(bench_noise.dump_band(band), encoding="utf-8")
+    noise = load_noise_band(tmp_path / "band.json")
+    assert noise.seeds == [13, 14, 15] and noise.bands[("metrics/eval.json", "adapter.chrf")] == 0.0925

@@ -1,10 +1,11 @@
 """The pull-request report: what a change did to every metric, parameter, language and training curve.
 
 Usage (from the repository root, after `dvc repro`): python -m langfoundry.reports.pr_report --base origin/main
-Writes reports/pr.md: `dvc metrics diff --md` and `dvc params diff --md` against the base ref, the change in
-each language's counts (metrics/coverage.json when the pipeline has it, and the split and format counts), and
-the training curves whose data changed, with their last values; `dvc plots diff` renders those into
-reports/pr_plots/ for people who want the pictures.
+Writes reports/pr.md: the metrics that differ from the base ref (`dvc metrics diff --json`), each with a
+verdict against the run-to-run noise band of benchmarks/noise_band.json (benchmarks/bench_noise.py measures it
+across seeds), `dvc params diff --md`, the change in each language's counts (metrics/coverage.json when the
+pipeline has it, and the split and format counts), and the training curves whose data changed, with their last
+values; `dvc plots diff` renders those into reports/pr_plots/ for people who want the pictures.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from langfoundry.core.errors import UserError, stage_entry
 
@@ -28,6 +31,9 @@ LANGUAGE_FILES = ("metrics/coverage.json", "metrics/split.json", "metrics/format
 # the inventory's tags would also catch parts such as "min", which is both a key and Minangkabau's tag.)
 LANGUAGE_KEY_PARTS = ("lang", "by_lang")
 FOLD_ROWS = 25  # longer tables are folded into a <details> block
+# The run-to-run spread of the model metrics across seeds; a change within it is not presented as a change.
+NOISE_BAND_FILE = "benchmarks/noise_band.json"
+MetricRow = tuple[str, str, Any, Any, Any, str]  # path, metric, base value, head value, change, verdict
 
 
 # --- reading the two revisions ---------------------------------------------------------------------------
@@ -83,7 +89,8 @@ def language_of(key: str) -> tuple[str, str] | None:
     return None
 
 
-def language_rows(base: dict[str, dict[str, Any] | None], head: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, Any, Any, Any]]:
+def language_rows(base: dict[str, dict[str, Any] | None],
+                  head: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, Any, Any, Any]]:
     """(language, figure, base value, head value, change) for every per-language number that differs.
 
     base and head map a metrics file name to its flat contents (None when the file is missing at that revision).
@@ -155,6 +162,100 @@ def _number(value: Any) -> str:
     return f"{number:.6g}"
 
 
+# --- metrics against the noise band ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoiseBand:
+    """How far a model metric moves between runs that differ only in their seed (benchmarks/bench_noise.py)."""
+
+    source: str  # the file, as the report names it
+    seeds: list[int]
+    rule: str  # how the band was computed, e.g. "max - min: ..."
+    bands: dict[tuple[str, str], float]  # (metrics file, flat key) -> band
+
+
+def load_noise_band(path: Path, name: str = NOISE_BAND_FILE) -> NoiseBand | None:
+    """The noise band in path (None when there is no such file); name is how the report refers to it."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        bands = {(file, key): float(figures["band"]) for file, keys in data["metrics"].items()
+                 for key, figures in keys.items()}
+        return NoiseBand(name, [int(seed) for seed in data["seeds"]], str(data.get("band", "")), bands)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise UserError(f"{name}: not a noise band ({type(error).__name__}: {error}); "
+                        "python benchmarks/bench_noise.py writes it") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def verdict(old: Any, new: Any, band: float | None) -> tuple[Any, str]:
+    """(change, verdict) of one metric: new/removed, within noise (|change| <= band) or change."""
+    if old is None:
+        return None, "new"
+    if new is None:
+        return None, "removed"
+    if not (_is_number(old) and _is_number(new)):
+        return None, "change"
+    change = new - old
+    if not band:  # no band (a deterministic metric) or one identical across seeds: any change is a change
+        return change, "change"
+    # the files hold 6 decimals: a difference equal to the band may come out a rounding error above it
+    if abs(change) <= band * (1 + 1e-9) + 1e-12:
+        return change, f"within noise (±{_number(band)})"
+    return change, f"change (beyond ±{_number(band)})"
+
+
+def metric_rows(diff: dict[str, dict[str, dict[str, Any]]], noise: NoiseBand | None) -> list[MetricRow]:
+    """(path, metric, base, head, change, verdict) for every metric in `dvc metrics diff --json` output."""
+    bands = noise.bands if noise else {}
+    rows = []
+    for path in sorted(diff):
+        for key, entry in sorted((diff[path] or {}).items()):
+            old, new = entry.get("old"), entry.get("new")
+            rows.append((path, key, old, new, *verdict(old, new, bands.get((path, key)))))
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    text = str(value) if isinstance(value, (bool, int, str)) else _number(value)
+    return text.replace("|", "\\|")
+
+
+def metrics_table(rows: list[MetricRow]) -> str:
+    """The rows as a markdown table ("" when there are none)."""
+    if not rows:
+        return ""
+    lines = ["| path | metric | base | this branch | change | verdict |", "|---|---|---|---|---|---|"]
+    lines += [f"| {path} | {_cell(key)} | {_cell(old)} | {_cell(new)} | {_signed(change)} | {what} |"
+              for path, key, old, new, change, what in rows]
+    return "\n".join(lines)
+
+
+def metrics_note(rows: list[MetricRow], noise: NoiseBand | None, name: str = NOISE_BAND_FILE) -> str:
+    """Where the noise band comes from and how many metrics fall in each verdict."""
+    if noise is None:
+        source = (f"No noise band (`{name}` is missing; `python benchmarks/bench_noise.py` writes it): "
+                  "every difference is shown as measured.")
+    else:
+        source = (f"Noise band from `{noise.source}`: seeds {', '.join(map(str, noise.seeds))}, band = {noise.rule}. "
+                  "A change no larger than its metric's band is marked within noise; metrics without a band "
+                  "(the data stages', which are deterministic) show the change as measured.")
+    counts: dict[str, int] = {}
+    for *_, what in rows:
+        kind = what.split(" (")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    labels = {"change": "changes", "within noise": "within noise", "new": "new", "removed": "removed"}
+    tally = ", ".join(f"{counts[kind]} {label}" for kind, label in labels.items() if kind in counts)
+    return f"{source}\n\n{len(rows)} metrics differ from the base: {tally}." if rows else source
+
+
 # --- the report --------------------------------------------------------------------------------------------
 
 
@@ -179,10 +280,13 @@ def _signed(value: Any) -> str:
 
 
 def build_report(base_ref: str, metrics_md: str, params_md: str, languages: list[tuple[str, str, Any, Any, Any]],
-                 plots: list[dict[str, Any]], plots_link: str | None, plot_errors: dict[str, str] | None = None) -> str:
-    """The markdown of reports/pr.md."""
+                 plots: list[dict[str, Any]], plots_link: str | None, plot_errors: dict[str, str] | None = None,
+                 metrics_intro: str = "") -> str:
+    """The markdown of reports/pr.md; metrics_intro (metrics_note) goes above a metrics table that has rows."""
     lines = [MARKER, f"## Pipeline changes against `{base_ref}`", ""]
-    lines += ["### Metrics", "", table_or_nothing(metrics_md, "metrics") or "No metric changed.", ""]
+    metrics = table_or_nothing(metrics_md, "metrics")
+    lines += ["### Metrics", ""] + ([metrics_intro, ""] if metrics and metrics_intro else [])
+    lines += [metrics or "No metric changed.", ""]
     lines += ["### Parameters", "", table_or_nothing(params_md, "parameters") or "No parameter changed.", ""]
     lines += ["### Languages", ""]
     if languages:
@@ -206,9 +310,13 @@ def build_report(base_ref: str, metrics_md: str, params_md: str, languages: list
     return "\n".join(lines) + "\n"
 
 
-def make_report(base_ref: str, repo: Path, out: Path, plots_dir: Path | None, plots_link: str | None) -> str:
+def make_report(base_ref: str, repo: Path, out: Path, plots_dir: Path | None, plots_link: str | None,
+                noise_band: Path | None = None) -> str:
+    """Write reports/pr.md; noise_band (relative to repo) defaults to benchmarks/noise_band.json."""
     check_ref(base_ref, repo)
-    metrics_md = run_dvc(["metrics", "diff", "--md", base_ref], repo)
+    band_name = str(noise_band or NOISE_BAND_FILE)
+    noise = load_noise_band(repo / band_name, band_name)
+    rows = metric_rows(json.loads(run_dvc(["metrics", "diff", "--json", base_ref], repo) or "{}"), noise)
     params_md = run_dvc(["params", "diff", "--md", base_ref], repo)
     languages = language_rows({name: json_at(base_ref, name, repo) for name in LANGUAGE_FILES},
                               {name: json_now(name, repo) for name in LANGUAGE_FILES})
@@ -220,14 +328,16 @@ def make_report(base_ref: str, repo: Path, out: Path, plots_dir: Path | None, pl
         plots_dir.parent.mkdir(parents=True, exist_ok=True)  # dvc makes the directory, not its parents
         run_dvc(["plots", "diff", base_ref, "--out", str(plots_dir)], repo)
         plots_link = plots_link or os.path.relpath(Path(plots_dir, "index.html"), out.parent)
-    report = build_report(base_ref, metrics_md, params_md, languages, plots, plots_link, plot_errors)
+    report = build_report(base_ref, metrics_table(rows), params_md, languages, plots, plots_link, plot_errors,
+                          metrics_note(rows, noise, band_name))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report, encoding="utf-8")
     return report
 
 
 def main(args: argparse.Namespace) -> None:
-    make_report(args.base, Path.cwd(), Path(args.out), None if args.no_plots else Path(args.plots_dir), args.plots_link)
+    make_report(args.base, Path.cwd(), Path(args.out), None if args.no_plots else Path(args.plots_dir), args.plots_link,
+                Path(args.noise_band))
     print(f"pr-report: {args.out} against {args.base}")
 
 
@@ -238,6 +348,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_argument("--plots-dir", default="reports/pr_plots", help="where `dvc plots diff` renders the curves")
     commands.add_argument("--plots-link", help="link for the rendered curves (e.g. the CI artifact's URL)")
     commands.add_argument("--no-plots", action="store_true", help="do not render the curves")
+    commands.add_argument("--noise-band", default=NOISE_BAND_FILE,
+                          help="run-to-run spread of the model metrics (benchmarks/bench_noise.py writes it)")
     return commands
 
 
