@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import TINY_SCRATCH, build_tiny_base, write_examples
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from langfoundry.core.config import BaseParams
@@ -16,12 +18,13 @@ from langfoundry.model.base import (
     SPECIAL_TOKENS,
     build_model,
     example_texts,
-    pretraining_documents,
+    pack_blocks,
     prepare_base,
+    pretrain,
+    pretraining_documents,
     read_examples,
     train_tokenizer,
 )
-from tiny_models import TINY_SCRATCH, build_tiny_base, write_examples
 
 UNSEEN = ["Ngapak ngomong café crème", "മലയാളം ഭാഷ", "ߒߞߏ ߞߊ߲", "漢字 and emoji 🙂", "  two  spaces\tand\ttabs\n"]
 
@@ -77,7 +80,8 @@ def test_chat_template_prompt_is_a_prefix_of_the_chat(tokenizer) -> None:
     for message in chat:
         assert message["content"] in full
     full_ids = tokenizer.apply_chat_template(chat, tokenize=True, return_dict=True)["input_ids"]
-    prompt_ids = tokenizer.apply_chat_template(chat[:-1], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+    prompt_ids = tokenizer.apply_chat_template(chat[:-1], tokenize=True, add_generation_prompt=True,
+                                               return_dict=True)["input_ids"]
     assert full_ids[: len(prompt_ids)] == prompt_ids
     assert full_ids[-1] == tokenizer.eos_token_id
 
@@ -178,3 +182,14 @@ def test_bad_training_line_names_file_and_line(tmp_path) -> None:
     path.write_text(json.dumps({"messages": "text"}) + "\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"train\.jsonl:1: 'messages'"):
         read_examples(path)
+
+
+def test_pretraining_prints_plain_progress_lines_in_a_log(tokenizer, examples_dir, capsys) -> None:
+    params = TINY_SCRATCH.model_copy(update={"steps": 6})
+    model = build_model(tokenizer, params, seed=13)
+    documents = pretraining_documents(read_examples(examples_dir / "train.jsonl"), tokenizer, "chat")
+    pretrain(model, pack_blocks(documents, tokenizer, params.max_length), params, seed=13, log_every=3)
+    printed = capsys.readouterr().err  # captured: not a terminal, as under `dvc repro`
+    assert re.findall(r"^pretrain step (\d)/6 \(\d+%\)  loss \d\.\d{4}  [\d,]+ tokens/s  elapsed 0:\d\d  left 0:\d\d$",
+                      printed, re.MULTILINE) == ["3", "6"]
+    assert "\r" not in printed

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
+from tiny_models import TINY_TRAIN, build_tiny_base, write_examples
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from langfoundry.core.config import LoraParams, TrainParams
 from langfoundry.core.errors import UserError
+from langfoundry.model.presets import resolve_preset
+from langfoundry.model.progress import Progress, clock, lines_every
 from langfoundry.model.training import build_trainer, load_sft_dataset, train_adapter
-from tiny_models import build_tiny_base, write_examples
-
-TINY_TRAIN = TrainParams(
-    lora=LoraParams(r=4, alpha=8, dropout=0.0), learning_rate=0.01, max_steps=6, batch_size=4, max_length=64,
-    eval_steps=3, early_stopping_patience=1, gradient_accumulation=1,
-)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +76,16 @@ def test_lora_weights_moved_and_losses_are_finite(trained) -> None:
     assert metrics["train_tokens"] > 0 and metrics["train_tokens_per_second"] > 0
     assert metrics["peak_memory_mb"] > 0
     assert metrics["trainable_parameters"] < metrics["total_parameters"]
+
+
+def test_metrics_record_the_training_values_in_force(trained) -> None:
+    _, metrics = trained
+    effective = metrics["effective"]
+    in_force = resolve_preset(TINY_TRAIN, metrics["train_examples"])
+    assert (effective["preset"], effective["from_preset"]) == (in_force.preset, "epochs"), "only epochs is unset"
+    assert effective["epochs_planned"] == in_force.params.epochs
+    assert effective["learning_rate"] == TINY_TRAIN.learning_rate, "the explicit value, not the preset's"
+    assert effective["batch_size"] == TINY_TRAIN.batch_size * TINY_TRAIN.gradient_accumulation
 
 
 def test_dvclive_writes_curves_only_under_its_dir(trained) -> None:
@@ -158,11 +167,13 @@ def test_chat_not_ending_with_the_answer_is_a_user_error(tmp_path) -> None:
 def test_empty_validation_set_trains_without_evaluation(workspace, tmp_path) -> None:
     empty = tmp_path / "val.jsonl"
     empty.write_text("", encoding="utf-8")
-    metrics = train_adapter(TINY_TRAIN.model_copy(update={"max_steps": 2}), 13, workspace / "base",
-                            workspace / "train.jsonl", empty, out_dir=tmp_path / "adapter", live_dir=tmp_path / "live",
-                            checkpoint_dir=tmp_path / "ckpt")
+    metrics = train_adapter(TINY_TRAIN.model_copy(update={"max_steps": 2, "eval_steps": 1}), 13, workspace / "base",
+                            workspace / "train.jsonl", empty, out_dir=tmp_path / "adapter", live_dir=tmp_path / "live")
     assert metrics["steps"] == 2 and metrics["val_examples"] == 0 and math.isnan(metrics["val_loss_final"])
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    # checkpoints (written at every eval_steps even without evaluation, to resume) went to .adapter-checkpoints
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["adapter", "live", "val.jsonl"], \
+        "checkpoints and the staging folder are removed after a successful run"
 
 
 def test_packing_joins_examples_into_fewer_rows_and_trains(workspace, tmp_path) -> None:
@@ -175,3 +186,44 @@ def test_packing_joins_examples_into_fewer_rows_and_trains(workspace, tmp_path) 
     metrics = train_adapter(packed_params, 13, workspace / "base", workspace / "train.jsonl", workspace / "val.jsonl",
                             out_dir=tmp_path / "adapter", live_dir=tmp_path / "live", checkpoint_dir=tmp_path / "ckpt")
     assert metrics["steps"] == 2 and math.isfinite(metrics["train_loss_final"])
+
+
+def test_progress_lines_when_not_on_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress("train", total=10, every=4, stream=stream)
+    progress.update(3, loss=2.2, tokens=300, final=True)  # stopped early: a line at once, nothing left to do
+    assert stream.getvalue().startswith("train step 3/10 (30%)  loss 2.2000") and " left 0:00\n" in stream.getvalue()
+    stream.seek(0)
+    stream.truncate()
+    for step in range(1, 11):
+        progress.update(step, loss=2.5 - step / 10, tokens=100 * step)
+    progress.note("train step 8: val loss 1.2345")
+    progress.update(10, loss=1.5, tokens=1000, final=True)  # the end of training repeats no line
+    lines = stream.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines] == [
+        "train step 4/10 (40%)", "train step 8/10 (80%)", "train step 10/10 (100%)", "train step 8: val loss 1.2345"]
+    assert re.fullmatch(r"train step 8/10 \(80%\)  loss 1\.7000  [\d,]+ tokens/s  elapsed 0:\d\d  left 0:\d\d", lines[1])
+    assert "\r" not in stream.getvalue()
+
+
+def test_progress_is_one_bar_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = Progress("pretrain", total=50, stream=stream)
+    for step in range(1, 51):
+        progress.update(step, loss=3.0)
+    progress.note("an evaluation")
+    progress.close()
+    text = stream.getvalue()
+    assert "\r" in text and "pretrain" in text and "50/50" in text and "loss 3.0000" in text
+    assert [line for line in text.split("\r") if "an evaluation" in line], "notes are printed above the bar"
+    assert not re.search(r"^pretrain step \d+/", text, re.MULTILINE), "no plain progress lines besides the bar"
+
+
+def test_about_twenty_lines_on_logged_steps() -> None:
+    assert lines_every(150, multiple_of=10) == 10 and lines_every(400) == 20 and lines_every(7) == 1
+    assert lines_every(1000, multiple_of=3) == 51, "a multiple of the logging interval, where a loss is known"
+    assert (clock(5), clock(65), clock(3725), clock(math.nan)) == ("0:05", "1:05", "1:02:05", "?")

@@ -15,11 +15,14 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from langfoundry.core.config import BaseParams, ScratchParams
 from langfoundry.core.errors import UserError
+from langfoundry.model.determinism import describe_cpu_kernels, pin_threads
+from langfoundry.model.progress import Progress, quiet_library_output
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +166,7 @@ def pretraining_documents(examples: Iterable[dict[str, Any]], tokenizer, corpus:
 
 
 def pack_blocks(documents: list[str], tokenizer, block_length: int):
-    """Documents tokenized, concatenated and cut into equal blocks (no padding; the tail that does not fill a block is dropped)."""
+    """Documents tokenized, concatenated and cut into equal blocks (no padding; a tail short of a block is dropped)."""
     import torch
 
     stream: list[int] = []
@@ -191,8 +194,11 @@ def deterministic_torch():
         torch.use_deterministic_algorithms(previous)
 
 
-def pretrain(model, blocks, params: ScratchParams, seed: int, log_every: int = 50) -> dict[str, Any]:
-    """Full-parameter next-token training on the blocks: AdamW, warm-up then cosine decay; returns the loss curve."""
+def pretrain(model, blocks, params: ScratchParams, seed: int, log_every: int | None = None) -> dict[str, Any]:
+    """Full-parameter next-token training on the blocks: AdamW, warm-up then cosine decay; returns the loss curve.
+
+    Progress: a bar on a terminal, else a line every log_every steps (default: about 20 lines in all).
+    """
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
@@ -205,7 +211,7 @@ def pretrain(model, blocks, params: ScratchParams, seed: int, log_every: int = 5
     losses: list[float] = []
     tokens = 0
     model.train()
-    started = time.perf_counter()
+    progress = Progress("pretrain", params.steps, every=log_every)
     for step in range(1, params.steps + 1):
         if len(order) < params.batch_size:  # a new pass over the blocks, in a seeded order
             order = torch.cat([order, torch.randperm(len(blocks), generator=generator)])
@@ -218,10 +224,10 @@ def pretrain(model, blocks, params: ScratchParams, seed: int, log_every: int = 5
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         tokens += batch.numel()
-        if step % log_every == 0 or step == params.steps:
-            log.info("pretrain step %d/%d loss %.4f", step, params.steps, losses[-1])
+        progress.update(step, losses[-1], tokens)
+    progress.close()
     model.eval()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - progress.started
     tail = losses[-10:]
     return {
         "loss_first": losses[0],
@@ -306,6 +312,9 @@ def prepare_base(params: BaseParams, seed: int, train_path: str | Path, out_dir:
     import shutil
 
     started = time.perf_counter()
+    pin_threads()
+    quiet_library_output()
+    log.info(describe_cpu_kernels())
     if params.model == "scratch":
         model, tokenizer, metrics = build_scratch(read_examples(train_path), params.scratch, seed)
     else:

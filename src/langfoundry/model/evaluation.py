@@ -9,31 +9,45 @@ prediction line per example and model, and a markdown report.
 from __future__ import annotations
 
 import math
-import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from langfoundry.core.config import EvaluateParams
+from langfoundry.core.config import EvaluateParams, PathsParams
 from langfoundry.core.errors import UserError
-from langfoundry.core.inventory import INVENTORY_PATH, load_inventory, region_keys
-from langfoundry.model.scoring import DictionaryBaseline, Scorer, direction, score_predictions, select_examples, target_language_texts
+from langfoundry.core.inventory import load_inventory, region_keys
 from langfoundry.core.storage import read_jsonl, write_jsonl, write_metrics
+from langfoundry.model.determinism import pin_threads
+from langfoundry.model.scoring import (
+    DictionaryBaseline,
+    Scorer,
+    direction,
+    score_predictions,
+    select_examples,
+    target_language_texts,
+)
 
 MODELS = ("base", "adapter")
 
 
 @dataclass(frozen=True)
 class EvalPaths:
-    test: Path = Path("data/processed/test.jsonl")
-    train: Path = Path("data/processed/train.jsonl")
-    base: Path = Path("models/base")
-    adapter: Path = Path("models/adapter")
-    metrics: Path = Path("metrics/eval.json")
-    predictions: Path = Path("reports/predictions.jsonl")
-    report: Path = Path("reports/eval.md")
-    inventory: Path = INVENTORY_PATH  # regions of the languages, for per-region scores
+    test: Path
+    train: Path
+    base: Path
+    adapter: Path
+    metrics: Path
+    predictions: Path
+    report: Path
+    inventory: Path  # regions of the languages, for per-region scores
+
+    @classmethod
+    def from_params(cls, paths: PathsParams) -> EvalPaths:
+        return cls(test=paths.split_file("test"), train=paths.split_file("train"), base=paths.base,
+                   adapter=paths.adapter, metrics=paths.metric("eval"), predictions=paths.reports / "predictions.jsonl",
+                   report=paths.reports / "eval.md", inventory=paths.inventory)
 
 
 def _device() -> str:
@@ -171,7 +185,7 @@ def evaluate_model(model, tokenizer, examples, texts, params: EvaluateParams, na
     return hypotheses, nll
 
 
-def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths = EvalPaths()) -> dict[str, Any]:
+def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths) -> dict[str, Any]:
     """Score base, adapter and the dictionary baseline; write metrics, predictions and the report."""
     import torch
 
@@ -187,7 +201,7 @@ def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths = EvalPat
     texts = target_language_texts(examples)
     regions = region_keys(load_inventory(paths.inventory))
     torch.manual_seed(seed)
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    pin_threads()  # the thread count the other model stages use: same reductions on every machine
 
     hypotheses: dict[str, list[str]] = {}
     metrics: dict[str, Any] = {"n_examples": len(examples), "n_perplexity_texts": len(texts)}

@@ -6,7 +6,8 @@ Free of torch so it can be used (and tested) without loading a model.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import regex
 
@@ -15,7 +16,6 @@ from langfoundry.data.chat import TRANSLATION_TASKS, hash_unit
 
 # Words in any script: letters with their combining marks (Malayalam, N'Ko), digits, joiners.
 WORD = regex.compile(r"[\w\p{M}\u200c\u200d]+")
-METRIC_NAMES = ("bleu", "chrf", "chrf_pp")
 
 
 def one_line(text: str) -> str:

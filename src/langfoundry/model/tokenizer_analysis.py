@@ -15,15 +15,16 @@ standard `re` module's `\\w` leaves combining marks out and would.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import regex
 
 from langfoundry.core.errors import UserError
-from langfoundry.model.scoring import target_language_texts
 from langfoundry.core.storage import read_jsonl
+from langfoundry.model.scoring import target_language_texts
 from langfoundry.model.vocab_extension import ORIGINAL_TOKENIZER_DIR, read_extension
 
 WORD = regex.compile(r"(?:(?=\w)\X)+")

@@ -3,8 +3,9 @@
 Each example becomes TRL's conversational prompt-completion form: the prompt is every turn before the last
 assistant turn, the completion is that turn. With `completion_only_loss` TRL labels the prompt tokens -100,
 so only the answer and the eos that closes it are learned: the model learns to answer and then stop.
-Training curves go to DVCLive; checkpoints live in a scratch directory outside the DVC outputs and are
-removed at the end, only the final adapter is kept.
+Training curves go to DVCLive, progress to the console (model/progress.py). Checkpoints live beside the
+output, outside DVC's (model/checkpoints.py): a run that was killed resumes from the last one, bit for bit
+on CPU, and they are removed at the end; the adapter is written aside and renamed into place.
 """
 
 from __future__ import annotations
@@ -13,25 +14,36 @@ import importlib.util
 import json
 import logging
 import math
+import os
 import resource
 import shutil
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from langfoundry.core.config import TrainParams
 from langfoundry.core.errors import UserError
-from langfoundry.model.presets import describe, resolve_preset
 from langfoundry.model.base import read_examples
+from langfoundry.model.checkpoints import (
+    checkpoint_dir_for,
+    checkpoint_step,
+    checkpoint_tokens,
+    fingerprint,
+    mean_train_loss,
+    publish,
+    reset_stale_checkpoints,
+    restore_token_counter,
+    resumable_checkpoint,
+    staging_dir_for,
+)
+from langfoundry.model.curves import dvclive_callback
+from langfoundry.model.determinism import describe_cpu_kernels, pin_threads, pinning_enabled
+from langfoundry.model.presets import describe, resolve_preset
+from langfoundry.model.progress import progress_callback, quiet_library_output
 from langfoundry.model.vocab_extension import expose_output_bias, new_token_ids, trainable_token_indices
 
 log = logging.getLogger(__name__)
-
-# Logged values that depend on the machine's speed, not on the training: kept out of the curves so that
-# a rerun on CPU gives identical files.
-TIMING_WORDS = ("time", "per_second", "flos")
-
 
 # --- data ------------------------------------------------------------------------------------------------
 
@@ -109,9 +121,8 @@ def lora_config(params: TrainParams, model, new_tokens: Sequence[int] = ()):
 
     Tokens the base stage added to the vocabulary (new_tokens) get their embedding rows trained too.
     """
-    from peft import LoraConfig
-
     import torch
+    from peft import LoraConfig
     from transformers.pytorch_utils import Conv1D
 
     # leaf names of the layers LoRA can wrap (4-bit layers subclass nn.Linear; GPT-2 style models use Conv1D)
@@ -134,47 +145,13 @@ def lora_config(params: TrainParams, model, new_tokens: Sequence[int] = ()):
     )
 
 
-# --- curves ----------------------------------------------------------------------------------------------
-
-
-def dvclive_callback(live_dir: str | Path):
-    """A Trainer callback writing loss curves to DVCLive under live_dir, against the optimizer step.
-
-    transformers' own DVCLive callback also logs every training argument (including the scratch
-    checkpoint path) and the timings, which would make the curves differ between identical runs.
-    """
-    from dvclive import Live
-    from transformers import TrainerCallback
-
-    class DvcLiveCurves(TrainerCallback):
-        def __init__(self) -> None:
-            self.live = None
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero:  # several processes under `accelerate launch`; one writes
-                return
-            if self.live is None:
-                # dvc.yaml declares the outputs and plots, and DVC records experiments: DVCLive only writes files
-                self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-            self.live.step = state.global_step
-            for key, value in sorted((logs or {}).items()):
-                if any(word in key for word in TIMING_WORDS) or not isinstance(value, (int, float)):
-                    continue
-                if key.startswith("eval_"):
-                    name = "eval/" + key.removeprefix("eval_")
-                else:
-                    name = "train/" + key.removeprefix("train_")
-                self.live.log_metric(name, float(value))
-            self.live.sync()
-
-        def on_train_end(self, args, state, control, **kwargs):
-            if self.live is not None:
-                self.live.end()
-
-    return DvcLiveCurves()
-
-
 # --- training --------------------------------------------------------------------------------------------
+
+
+def logging_interval(eval_steps: int) -> int:
+    """The largest divisor of eval_steps up to 10: every checkpoint (at eval_steps) then falls on a logged step,
+    so a resumed run loses no loss sum that was still waiting to be logged."""
+    return max(divisor for divisor in range(1, 11) if eval_steps % divisor == 0)
 
 
 def sft_config(params: TrainParams, seed: int, checkpoint_dir: Path, has_eval: bool, use_cuda: bool, bf16: bool):
@@ -203,18 +180,20 @@ def sft_config(params: TrainParams, seed: int, checkpoint_dir: Path, has_eval: b
         eval_strategy="steps" if has_eval else "no",
         eval_steps=params.eval_steps,
         logging_strategy="steps",
-        logging_steps=min(params.eval_steps, 10),
-        save_strategy="steps" if early_stopping else "no",
+        logging_steps=logging_interval(params.eval_steps),
+        # checkpoints to resume a killed run (with optimizer, scheduler and RNG states) and to reload the best
+        save_strategy="steps",
         save_steps=params.eval_steps,
         save_total_limit=params.save_total_limit,
-        save_only_model=True,  # the checkpoints only serve to reload the best adapter, not to resume
+        save_only_model=False,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience counter too
         load_best_model_at_end=early_stopping,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         include_num_input_tokens_seen="non_padding",
         report_to="none",  # curves go through our DVCLive callback
         dataloader_num_workers=0,
-        disable_tqdm=not sys.stderr.isatty(),
+        disable_tqdm=True,  # progress_callback reports instead
         log_level="warning",
     )
 
@@ -240,10 +219,11 @@ def build_trainer(
 ):
     """The SFTTrainer over a fresh LoRA adapter on the base model, with its datasets already tokenized and labelled."""
     import torch
-    from transformers import EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback, PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
     check_quantization(params)
+    quiet_library_output()
     use_cuda = torch.cuda.is_available()
     train_set = load_sft_dataset(train_path)
     params = resolve_preset(params, len(train_set)).params  # what params.yaml leaves unset comes from the preset
@@ -251,7 +231,7 @@ def build_trainer(
     model, tokenizer = load_base(base_dir, params, trust_remote_code)
     bf16 = model.dtype == torch.bfloat16 or (params.quantization == "4bit" and torch.cuda.is_bf16_supported())
     config = sft_config(params, seed, Path(checkpoint_dir), val_set is not None, use_cuda, bf16)
-    callbacks = [dvclive_callback(live_dir)]
+    callbacks = [dvclive_callback(live_dir), progress_callback("train")]
     if config.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=params.early_stopping_patience))
     trainer = SFTTrainer(
@@ -263,6 +243,8 @@ def build_trainer(
         peft_config=lora_config(params, model, new_token_ids(base_dir)),
         callbacks=callbacks,
     )
+    for raw_printer in (PrinterCallback, ProgressCallback):  # they print the log dictionaries as they are
+        trainer.remove_callback(raw_printer)
     expose_output_bias(trainer.model)
     return trainer
 
@@ -280,6 +262,21 @@ def make_adapter_files_reproducible(adapter_dir: Path) -> None:
     (adapter_dir / "README.md").unlink(missing_ok=True)
 
 
+def is_main_process() -> bool:
+    """Process zero under `accelerate launch` or torchrun (they set RANK), or the only process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def save_adapter(trainer, out_dir: Path) -> None:
+    """The adapter and tokenizer, written aside and renamed into place: a killed run leaves no half of one."""
+    staging = staging_dir_for(out_dir)
+    # the model's own save writes only the adapter (safetensors) and its config, not the pickled training arguments
+    trainer.model.save_pretrained(staging)
+    trainer.processing_class.save_pretrained(staging)
+    make_adapter_files_reproducible(staging)
+    publish(staging, out_dir)
+
+
 def train_adapter(
     params: TrainParams,
     seed: int,
@@ -288,45 +285,66 @@ def train_adapter(
     val_path: str | Path | None,
     out_dir: str | Path,
     live_dir: str | Path,
-    checkpoint_dir: str | Path = "checkpoints/train",
+    checkpoint_dir: str | Path | None = None,
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune a LoRA adapter on the base model, save it (with the tokenizer) to out_dir; returns the metrics."""
+    """Fine-tune a LoRA adapter on the base model, save it (with the tokenizer) to out_dir; returns the metrics.
+
+    Checkpoints go to checkpoint_dir (default: a hidden sibling of out_dir); a run killed after one was
+    written resumes from it when rerun with the same inputs.
+    """
     import torch
 
     started = time.perf_counter()
-    checkpoint_dir = Path(checkpoint_dir)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    pin_threads()
+    log.info(describe_cpu_kernels())
+    out_dir = Path(out_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_dir_for(out_dir)
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.reset_peak_memory_stats()
     resolved = resolve_preset(params, len(read_examples(train_path)))
     params = resolved.params
     log.info(describe(resolved))
+    settings = f"{params.model_dump_json()}\nseed={seed}\npinned={pinning_enabled()}\nremote_code={trust_remote_code}"
+    stamp = fingerprint(settings, [path for path in (base_dir, train_path, val_path) if path is not None])
+    if is_main_process():
+        reset_stale_checkpoints(checkpoint_dir, stamp)
     trainer = build_trainer(params, seed, base_dir, train_path, val_path, live_dir, checkpoint_dir, trust_remote_code)
-    trainable, total = trainer.model.get_nb_trainable_parameters()
+    trainer.accelerator.wait_for_everyone()
+    resume_from = resumable_checkpoint(checkpoint_dir, stamp)
+    start_step = checkpoint_step(resume_from) if resume_from is not None else 0
+    tokens_before = checkpoint_tokens(resume_from)
+    if resume_from is not None:
+        log.info("train: resuming from step %d (%s)", start_step, resume_from)
     # the adapter starts as a no-op (LoRA's B is zero), so this is the base model's validation loss
     base_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
-    result = trainer.train()
-    state = trainer.state
+    if resume_from is not None:
+        restore_token_counter(trainer, resume_from)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     final_eval = trainer.evaluate() if trainer.eval_dataset is not None else {}
-
-    out_dir = Path(out_dir)
     # under `accelerate launch` every process trains; one writes the files
     if trainer.is_world_process_zero():
-        shutil.rmtree(out_dir, ignore_errors=True)
-        # the model's own save writes only the adapter (safetensors) and its config, not the pickled training arguments
-        trainer.model.save_pretrained(out_dir)
-        trainer.processing_class.save_pretrained(out_dir)
-        make_adapter_files_reproducible(out_dir)
+        save_adapter(trainer, out_dir)
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    metrics = training_metrics(trainer, result, base_eval, final_eval, start_step, tokens_before)
+    metrics["effective"] = effective_values(resolved, trainer)
+    metrics["wall_seconds"] = time.perf_counter() - started
+    metrics["peak_memory_mb"] = peak_memory_mb(use_cuda)
+    return metrics
 
+
+def training_metrics(trainer, result, base_eval: dict, final_eval: dict, start_step: int,
+                     tokens_before: int) -> dict[str, Any]:
+    """The stage's metrics; a resumed run's match an uninterrupted one's but for the timings."""
+    state = trainer.state
     train_losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
     eval_losses = [entry["eval_loss"] for entry in state.log_history if "eval_loss" in entry]
     runtime = result.metrics.get("train_runtime") or math.nan
+    trainable, total = trainer.model.get_nb_trainable_parameters()
     return {
         "train_loss_final": train_losses[-1] if train_losses else result.training_loss,
-        "train_loss_mean": result.training_loss,
+        "train_loss_mean": mean_train_loss(state.log_history, result.training_loss, start_step, state.global_step),
         "val_loss_base": base_eval.get("eval_loss", math.nan),
         "val_loss_best": min(eval_losses) if eval_losses else math.nan,
         "val_loss_final": final_eval.get("eval_loss", math.nan),  # of the saved adapter (the best one with early stopping)
@@ -336,28 +354,31 @@ def train_adapter(
         "train_examples": len(trainer.train_dataset),
         "val_examples": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
         "train_tokens": state.num_input_tokens_seen,
-        "train_tokens_per_second": state.num_input_tokens_seen / runtime,  # the time includes the periodic evaluations
-        "wall_seconds": time.perf_counter() - started,
-        "peak_memory_mb": peak_memory_mb(use_cuda),
-        "device": "cuda" if use_cuda else "cpu",
+        # the time includes the periodic evaluations
+        "train_tokens_per_second": (state.num_input_tokens_seen - tokens_before) / runtime,
+        "device": "cuda" if trainer.args.device.type == "cuda" else "cpu",
         "main_process": trainer.is_world_process_zero(),
         "trainable_parameters": trainable,
         "total_parameters": total,
-        "effective": {
-            "preset": resolved.preset,
-            "from_preset": ",".join(resolved.from_preset) or "none",  # the others were set explicitly
-            "learning_rate": params.learning_rate,
-            "lora_r": params.lora.r,
-            "lora_alpha": params.lora.alpha,
-            "lora_dropout": params.lora.dropout,
-            "batch_size": params.batch_size * params.gradient_accumulation,
-            "per_device_batch_size": params.batch_size,
-            "gradient_accumulation": params.gradient_accumulation,
-            "epochs_planned": params.epochs,
-            "max_length": params.max_length,
-            "epochs": state.epoch,
-            "quantization": params.quantization,
-            "bf16": bool(trainer.args.bf16),
-        },
     }
 
+
+def effective_values(resolved, trainer) -> dict[str, Any]:
+    """The training values in force (params.yaml's, completed by the preset) for metrics/train.json."""
+    params = resolved.params
+    return {
+        "preset": resolved.preset,
+        "from_preset": ",".join(resolved.from_preset) or "none",  # the others were set explicitly
+        "learning_rate": params.learning_rate,
+        "lora_r": params.lora.r,
+        "lora_alpha": params.lora.alpha,
+        "lora_dropout": params.lora.dropout,
+        "batch_size": params.batch_size * params.gradient_accumulation,
+        "per_device_batch_size": params.batch_size,
+        "gradient_accumulation": params.gradient_accumulation,
+        "epochs_planned": params.epochs,
+        "max_length": params.max_length,
+        "epochs": trainer.state.epoch,
+        "quantization": params.quantization,
+        "bf16": bool(trainer.args.bf16),
+    }

@@ -25,14 +25,15 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from langfoundry.core.config import ExtendParams
 from langfoundry.core.errors import UserError
-from langfoundry.model.scoring import target_language_texts
 from langfoundry.model.base import read_examples
+from langfoundry.model.scoring import target_language_texts
 
 log = logging.getLogger(__name__)
 
