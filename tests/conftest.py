@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from repo_copy import FAST_PARAMS, copy_repo, override_params, run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    """An empty project folder, the working directory: the language inventory and an empty data/raw/
+    (a test module may define its own `repo`)."""
+    (tmp_path / "data" / "inventory").mkdir(parents=True)
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    shutil.copy(REPO / "data" / "inventory" / "languages.csv", tmp_path / "data" / "inventory")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,15 +36,6 @@ from langfoundry.core.inventory import load_inventory
 REPO = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    (tmp_path / "data" / "inventory").mkdir(parents=True)
-    (tmp_path / "data" / "raw").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "inventory" / "languages.csv", tmp_path / "data" / "inventory")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def source(path: str, kind: str = "parallel", **extra) -> Source:

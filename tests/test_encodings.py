@@ -41,15 +41,6 @@ KAMUS = [("Café", "warung kopi"), ("naïve", "lugu"), ("regané €5", "hargany
 KAMUS_CSV = "text,pivot_text\r\n" + "".join(f"{text},{pivot}\r\n" for text, pivot in KAMUS)
 
 
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    (tmp_path / "data" / "inventory").mkdir(parents=True)
-    (tmp_path / "data" / "raw").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "inventory" / "languages.csv", tmp_path / "data" / "inventory")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def write(path: str, content: bytes) -> str:
     Path(path).write_bytes(content)
     return path
