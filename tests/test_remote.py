@@ -15,6 +15,8 @@ import pytest
 import yaml
 from repo_copy import clone_built, run
 
+from langfoundry.reports.reproducibility import declared_outputs
+
 
 def cached_outputs(repo: Path) -> list[str]:
     """Paths of the outputs DVC keeps in its cache (cache: false ones live in git)."""
@@ -23,9 +25,7 @@ def cached_outputs(repo: Path) -> list[str]:
     for stage in lock["stages"].values():
         for out in stage.get("outs", []):
             paths.append(out["path"])
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    uncached = {next(iter(entry)) for stage in stages.values() for kind in ("outs", "metrics", "plots")
-                for entry in stage.get(kind, []) if isinstance(entry, dict) and not next(iter(entry.values())).get("cache", True)}
+    uncached = {out.path for out in declared_outputs(repo) if not out.cached}  # ${paths.*} resolved by DVC
     return sorted(set(paths) - uncached)
 
 
