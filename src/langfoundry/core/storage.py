@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,43 @@ def ensure_parent(path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+PARTIAL_SUFFIX = ".partial"  # an output being written: renamed to its real name only once complete
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where an output is written before it is complete: a hidden name beside it, which no stage reads."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete what a killed writer of `path` left beside it (partial files, spilled runs); returns them."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    found = [item for item in path.parent.glob(f".{path.name}.*")
+             if item.name.endswith((PARTIAL_SUFFIX, ".runs"))]
+    for item in found:
+        shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+    return found
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary name beside `path`; rename it to `path` only if the block completes.
+
+    A stage killed mid-write (SIGKILL, out of memory) leaves no half-written file under the real
+    name for a later stage to read; the leftover is removed the next time the output is written."""
+    path = ensure_parent(path)
+    remove_leftovers(path)
+    partial = partial_path(path)
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 # Rows per Parquet row group, fixed so a file's layout never depends on how it was written (whole,
@@ -31,7 +70,8 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, sort_by: Iterable[st
     if keys and table.num_rows:
         table = table.sort_by(keys)
     # One chunk per column: Parquet pages follow the chunks they are written from.
-    pq.write_table(table.combine_chunks(), ensure_parent(path), row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
+    with atomic_output(path) as partial:
+        pq.write_table(table.combine_chunks(), partial, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -58,7 +98,7 @@ def write_metrics(path: str | os.PathLike, metrics: Mapping[str, Any]) -> dict[s
 def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -> int:
     """Write one compact JSON object per line, keys sorted; returns the number of lines."""
     count = 0
-    with ensure_parent(path).open("w", encoding="utf-8", newline="\n") as handle:
+    with atomic_output(path) as partial, partial.open("w", encoding="utf-8", newline="\n") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             count += 1

@@ -6,6 +6,10 @@ rows a writer has been given are not already in order (ingest's records arrive i
 order) and exceed `memory_bytes`, sorted runs go to a temporary folder beside the output
 (`.<name>.*.runs/`, removed when the writer closes) and are merged at the end. Input that arrives in
 order (clean and dedup keep their sorted input's order) is written straight through.
+
+The output is written under a hidden partial name and renamed when complete (storage.atomic_output),
+so a killed stage leaves nothing a later stage could mistake for its output; what a killed writer
+left (partial file, runs) is removed when the output is next written.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from langfoundry.core.storage import PARQUET_OPTIONS, ROW_GROUP_ROWS, ensure_parent
+from langfoundry.core.storage import PARQUET_OPTIONS, ROW_GROUP_ROWS, ensure_parent, partial_path, remove_leftovers
 
 log = logging.getLogger(__name__)
 
-SORT_MEMORY_BYTES = 256 << 20  # rows a writer holds before it sorts them and spills a run
+# Rows a writer holds before it sorts them and spills a run. The output is the same whatever the
+# budget, so a small machine may lower it: LANGFOUNDRY_SORT_MEMORY_MB (default 256).
+SORT_MEMORY_BYTES = int(os.environ.get("LANGFOUNDRY_SORT_MEMORY_MB", "256")) << 20
 MERGE_BATCH_ROWS = 32_768  # rows read from each run at a time while merging
 RUN_OPTIONS = {"compression": "lz4", "write_statistics": False}  # runs are read once: fast beats small
 MAX_WORKERS = 8  # each worker holds a batch or two; more would trade memory for little
@@ -84,6 +90,8 @@ class SortedParquetWriter:
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, sort_by: Sequence[str],
                  memory_bytes: int = SORT_MEMORY_BYTES):
         self.path = ensure_parent(path)
+        remove_leftovers(self.path)
+        self.partial = partial_path(self.path)  # renamed to path by close()
         self.schema = schema
         self.sort_names = [name for name in sort_by if name in schema.names]
         self.sort_keys = [(name, "ascending") for name in self.sort_names]
@@ -152,7 +160,7 @@ class SortedParquetWriter:
 
     def _output(self) -> pq.ParquetWriter:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_OPTIONS)
+            self._writer = pq.ParquetWriter(self.partial, self.schema, **PARQUET_OPTIONS)
         return self._writer
 
     def _finish_output(self) -> None:
@@ -161,6 +169,9 @@ class SortedParquetWriter:
             self._output().write_table(rows.combine_chunks(), row_group_size=ROW_GROUP_ROWS)
         self._writer.close()
         self._writer, self._pending, self._pending_rows = None, [], 0
+
+    def _publish(self) -> None:
+        os.replace(self.partial, self.path)
 
     # --- spilling ---
 
@@ -175,7 +186,7 @@ class SortedParquetWriter:
         if self._writer is not None or self._pending:
             self._finish_output()
             run = self._run_path()
-            shutil.move(self.path, run)
+            shutil.move(self.partial, run)
             self._runs.append(run)
             self.spilled_bytes += run.stat().st_size
 
@@ -232,10 +243,12 @@ class SortedParquetWriter:
         try:
             if self._direct:
                 self._finish_output()
+                self._publish()
                 return
             if not self._runs:  # everything fitted in memory: sort and write, as write_parquet does
                 self._emit(self._sorted_buffer() if self._buffer else self.schema.empty_table())
                 self._finish_output()
+                self._publish()
                 return
             sources = [_batches(run) for run in self._runs]
             if self._buffer:
@@ -243,6 +256,7 @@ class SortedParquetWriter:
                 sources.append(iter(rest.to_batches(max_chunksize=MERGE_BATCH_ROWS)))
             self._merge([(pa.Table.from_batches([batch]) for batch in source) for source in sources])
             self._finish_output()
+            self._publish()
             log.info("%s: %d rows sorted through %d runs spilled to disk (%.0f MiB), merged", self.path.name,
                      self.rows, len(self._runs), self.spilled_bytes / 2**20)
         finally:
@@ -253,7 +267,7 @@ class SortedParquetWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            self.path.unlink(missing_ok=True)
+        self.partial.unlink(missing_ok=True)
         self._cleanup()
 
     def _cleanup(self) -> None:

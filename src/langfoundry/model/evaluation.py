@@ -9,7 +9,6 @@ prediction line per example and model, and a markdown report.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import load_inventory, region_keys
 from langfoundry.core.storage import read_jsonl, write_jsonl, write_metrics
 from langfoundry.model.determinism import pin_threads
+from langfoundry.model.progress import Progress
 from langfoundry.model.scoring import (
     DictionaryBaseline,
     Scorer,
@@ -96,10 +96,31 @@ def chat_prompts(tokenizer, examples: Sequence[Mapping[str, Any]]) -> list[str]:
             for example in examples]
 
 
-def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
+class _Examples:
+    """Progress over examples: one tqdm bar on a terminal, a line every tenth or so in a log (model.progress)."""
 
-    return tqdm(total=total, desc=desc, unit="ex", file=sys.stderr, mininterval=2.0)  # shown in logs and CI too
+    def __init__(self, total: int, desc: str) -> None:
+        self.progress = Progress(desc, total, unit="example")
+        self.done, self.every = 0, max(1, total // 10)
+        self.next_line = self.every
+
+    def update(self, count: int) -> None:
+        self.done += count
+        if self.progress.bar is not None:
+            self.progress.update(self.done)
+        elif self.done >= self.next_line or self.done >= self.progress.total:  # batches step past exact multiples
+            self.progress.note(self.progress.line(self.done, None, None, final=self.done >= self.progress.total))
+            self.next_line = self.done + self.every
+
+    def __enter__(self) -> _Examples:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.close()
+
+
+def _progress(total: int, desc: str) -> _Examples:
+    return _Examples(total, desc)
 
 
 def _stop_tokens(model, tokenizer) -> list[int]:

@@ -61,8 +61,8 @@ class Progress:
     """Progress of one training loop from step `start` to `total`; `update` after each step."""
 
     def __init__(self, label: str, total: int, start: int = 0, every: int | None = None,
-                 stream: TextIO | None = None, tokens_at_start: int = 0) -> None:
-        self.label, self.total, self.start = label, total, start
+                 stream: TextIO | None = None, tokens_at_start: int = 0, unit: str = "step") -> None:
+        self.label, self.total, self.start, self.unit = label, total, start, unit
         self.every = every or lines_every(total)
         self.stream = stream or sys.stderr
         self.tokens_at_start = tokens_at_start
@@ -72,12 +72,12 @@ class Progress:
         if self.stream.isatty():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=start, desc=label, unit="step", file=self.stream, dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=start, desc=label, unit=unit, file=self.stream, dynamic_ncols=True)
 
     def line(self, step: int, loss: float | None, tokens: int | None, final: bool = False) -> str:
         elapsed = time.perf_counter() - self.started
         done = step - self.start
-        parts = [f"{self.label} step {step}/{self.total} ({100 * step / max(1, self.total):.0f}%)"]
+        parts = [f"{self.label} {self.unit} {step}/{self.total} ({100 * step / max(1, self.total):.0f}%)"]
         if loss is not None:
             parts.append(f"loss {loss:.4f}")
         if tokens is not None and elapsed > 0:
