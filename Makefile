@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv
+.PHONY: system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv register promote rollback registry
 
 venv: $(STAMP)
 
@@ -26,9 +26,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 repro: $(STAMP)
 	dvc repro
 
-# A training cycle only when one is due: the data stages and the coverage report always run, then
-# stages/retrain.py compares the clean data with what the adapter was trained on (0: due, 3: not due).
+# A training cycle only when one is due: acquire reads again what changes under the same spec (the serving
+# database's corrections), the data stages and the coverage report run, then stages/retrain.py compares
+# the clean data with what the adapter was trained on (0: due, 3: not due).
 cycle: $(STAMP)
+	dvc repro --single-item --force acquire
 	dvc repro coverage
 	@python stages/retrain.py --exit-code; status=$$?; \
 	if [ $$status -eq 0 ]; then dvc repro && python stages/retrain.py; \
@@ -40,7 +42,19 @@ BASE ?= origin/main
 pr-report: $(STAMP)
 	python -m langfoundry.reports.pr_report --base $(BASE) $(if $(PLOTS_LINK),--plots-link $(PLOTS_LINK))
 
-test: $(STAMP)
+# Debian packages some features need (the review page's browser test: chromium and its driver).
+# As root they are installed; otherwise the one command to run is printed and those tests say why they skip.
+SYSTEM_PACKAGES := chromium chromium-driver
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages: $$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
+	else echo "missing Debian packages: run  sudo apt-get install -y $$missing"; fi
+
+test: $(STAMP) system-deps
 	python -m pytest -q
 
 test-fast: $(STAMP)
@@ -79,6 +93,22 @@ bench-noise: $(STAMP)
 
 bench-gpu: $(STAMP)
 	python benchmarks/bench_gpu.py
+
+# The model registry (GTO git tags): register the committed export (BUMP=minor|major), promote a version to a
+# stage past its release gate (FORCE=1 overrides a failed gate, and the tag says so), roll a stage back, show.
+REGISTRY := python -m langfoundry.release.registry
+register: $(STAMP)
+	$(REGISTRY) register $(if $(BUMP),--bump $(BUMP))
+
+promote: $(STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make promote STAGE=staging|prod [VERSION=v0.0.2] [FORCE=1]"; exit 2; }
+	$(REGISTRY) promote --stage $(STAGE) $(if $(VERSION),--version $(VERSION)) $(if $(FORCE),--force)
+
+rollback: $(STAMP)
+	$(REGISTRY) rollback --stage $(or $(STAGE),prod)
+
+registry: $(STAMP)
+	$(REGISTRY) show
 
 clean-venv:
 	rm -rf $(VENV)

@@ -26,7 +26,8 @@ def write(tmp_path: Path, name: str, data: object) -> Path:
 def test_repository_params_and_sources_are_valid() -> None:
     params = load_params(REPO / "params.yaml")
     assert params.base.trust_remote_code is False
-    assert [s.id for s in load_sources(REPO / "sources.yaml").sources] == ["banyumasan-dictionary"]
+    sources = load_sources(REPO / "sources.yaml").sources
+    assert [(s.id, s.planned) for s in sources] == [("banyumasan-dictionary", False), ("user-corrections", True)]
 
 
 @pytest.mark.parametrize(

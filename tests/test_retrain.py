@@ -20,6 +20,7 @@ from langfoundry.reports.retrain import check, data_version, decide
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = RetrainParams()  # mini every 1,000 new clean records, full from 10% growth
+FORCED_ACQUIRE = "repro --single-item --force acquire"  # the serving database changes under the same spec
 
 
 @pytest.mark.parametrize("now, then, verdict", [
@@ -51,9 +52,12 @@ def test_verdict_reports_new_examples_and_growth():
     assert metrics["new_examples"] == 0 and metrics["growth"] == -0.25 and metrics["due"] is False
 
 
-def clean_table(path: Path, rows: int) -> None:
+def clean_table(path: Path, rows: int, corrections: int = 0) -> None:
+    """rows monolingual records, then `corrections` records of a feedback source."""
     records = [make_record(source="s", kind="monolingual", lang="jv", text=f"tembung {i}", origin=f"f.txt:{i}")
                for i in range(rows)]
+    records += [make_record(source="users", kind="feedback", lang="jv", text=f"benere {i}", origin=f"feedback.jsonl:{i}")
+                for i in range(corrections)]
     write_parquet(records_table(records), path)
 
 
@@ -88,6 +92,21 @@ def test_check_compares_the_clean_table_with_the_record(tmp_path):
     assert check(DEFAULT, clean, tmp_path / "no-such.json").verdict == "full"
     with pytest.raises(UserError, match="run the clean stage"):
         check(DEFAULT, tmp_path / "missing.parquet", metrics)
+
+
+def test_corrections_from_users_make_a_mini_cycle_due(tmp_path):
+    clean, metrics = tmp_path / "data/interim/clean.parquet", tmp_path / "metrics/train.json"
+    trained_repo(tmp_path, 1000)
+    clean_table(clean, 1000, corrections=2)
+    (tmp_path / "data/processed/train.jsonl").write_text('{"id": "b"}\n', encoding="utf-8")
+    write_metrics(metrics, {"steps": 10, **data_version(clean, tmp_path / "data/processed/train.jsonl")})
+    assert json.loads(metrics.read_text())["data_version.feedback_rows"] == 2
+    clean_table(clean, 1000, corrections=2 + 19)  # 19 new corrections: 1.9% growth, below every threshold
+    short = check(DEFAULT, clean, metrics)
+    assert (short.verdict, short.new_corrections) == ("none", 19) and "19 new corrections" in short.reason
+    clean_table(clean, 1000, corrections=2 + 20)
+    due = check(DEFAULT, clean, metrics)
+    assert (due.verdict, due.new_corrections) == ("mini", 20) and "corrections from users" in due.reason
 
 
 def workspace(root: Path, clean_rows: int, trained_rows: int) -> Path:
@@ -138,10 +157,10 @@ def make_cycle(root: Path) -> tuple[subprocess.CompletedProcess, list[str]]:
 def test_make_cycle_trains_only_when_a_cycle_is_due(tmp_path):
     due, log = make_cycle(workspace(tmp_path / "due", clean_rows=2500, trained_rows=1000))
     assert due.returncode == 0, due.stderr
-    assert log == ["repro coverage", "repro"]
+    assert log == [FORCED_ACQUIRE, "repro coverage", "repro"]
     quiet, log = make_cycle(workspace(tmp_path / "quiet", clean_rows=1000, trained_rows=1000))
     assert quiet.returncode == 0, quiet.stderr
-    assert log == ["repro coverage"] and "no training due" in quiet.stdout
+    assert log == [FORCED_ACQUIRE, "repro coverage"] and "no training due" in quiet.stdout
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -150,4 +169,4 @@ def test_make_cycle_stops_on_an_error(tmp_path):
     (root / "data/interim/clean.parquet").unlink()
     result, log = make_cycle(root)
     assert result.returncode != 0 and "run the clean stage" in result.stderr
-    assert log == ["repro coverage"]
+    assert log == [FORCED_ACQUIRE, "repro coverage"]

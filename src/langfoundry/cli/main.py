@@ -1,8 +1,10 @@
-"""The `langfoundry` command: checks that run without the pipeline (validate, check)."""
+"""The `langfoundry` command: checks that run without the pipeline (validate, check), and the servers
+around it (serve, review), which parse their own options."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 
@@ -13,6 +15,11 @@ from langfoundry.core.records import KINDS
 from langfoundry.data.readers import FORMAT_BY_SUFFIX
 
 FORMATS = sorted(set(FORMAT_BY_SUFFIX.values()))
+# command -> (module with main(argv), help); imported only when called, so validate and check stay light
+SERVERS = {
+    "serve": ("langfoundry.serve.cli", "OpenAI-compatible server of the champion and challenger models (A/B, shadow)"),
+    "review": ("langfoundry.serve.review", "blind comparison of two models' answers in the browser -> metrics/preference.json"),
+}
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -54,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     one_file.add_argument("--inventory", default="data/inventory/languages.csv")
     one_file.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     one_file.set_defaults(func=run_check)
+    for name, (_, help_text) in SERVERS.items():
+        commands.add_parser(name, help=f"{help_text} (langfoundry {name} --help)", add_help=False)
     return parser
 
 
@@ -68,6 +77,9 @@ def _rate(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in SERVERS:
+        return importlib.import_module(SERVERS[argv[0]][0]).main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

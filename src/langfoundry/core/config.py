@@ -188,6 +188,38 @@ class CoverageParams(Strict):
 class RetrainParams(Strict):
     mini_every: int = Field(1000, ge=1)  # new clean records since the adapter's data that make a mini fine-tune due
     full_growth: float = Field(0.10, gt=0.0)  # growth of the clean data since then that makes a full refresh due
+    min_corrections: int = Field(20, ge=1)  # new corrections from users (feedback sources) that make a mini fine-tune due
+
+
+class ReleaseParams(Strict):
+    """The release gate (metrics/release.json): a candidate adapter is promoted only when every criterion passes."""
+    metric: Literal["chrf", "chrf_pp", "bleu", "exact_match"] = "chrf"  # compared between base and adapter
+    tasks: list[TaskName] = ["translate_to_pivot", "translate_from_pivot"]  # the tasks whose scores are compared
+    min_relative_gain: float = 0.20  # adapter must beat base by this share on the metric (0.2: 20% better)
+    general_metric: Literal["perplexity"] = "perplexity"  # on held-out general text in the pivot language
+    max_general_regression: float = Field(0.05, ge=0.0)  # general perplexity may rise by at most this share
+    blocklist: list[str] = []  # terms no output on the test set may contain (case-insensitive)
+    max_empty_share: float = Field(0.0, ge=0.0, le=1.0)  # share of empty outputs allowed
+    min_preference: float = Field(0.70, ge=0.0, le=1.0)  # candidate's win rate in blind human comparisons
+    min_judgments: int = Field(30, ge=1)  # fewer judgments than this: the preference criterion is pending
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)  # of the Wilson interval around the win rate
+
+
+class ExportParams(Strict):
+    gguf_types: list[Literal["f16", "q8_0"]] = ["f16", "q8_0"]
+    model_name: str = "langfoundry"  # general.name in the GGUF files and the model card's title
+    license: str | None = None  # the model card's licence (default: derived from the sources' licences)
+
+
+class ServeParams(Strict):
+    """langfoundry serve: champion (prod) and challenger (staging) from the registry, A/B or shadow routing."""
+    database: str = "sqlite:///data/serve/langfoundry.db"  # or postgresql://user@host/db; env LANGFOUNDRY_DATABASE_URL wins
+    champion: str = "prod"  # registry stage, or a local model folder
+    challenger: str | None = "staging"  # null: champion only
+    mode: Literal["ab", "shadow", "champion_only"] = "ab"
+    challenger_share: float = Field(0.2, ge=0.0, le=1.0)  # ab: share of users (sticky per user id) sent to the challenger
+    max_new_tokens: int = Field(128, ge=1, le=4096)  # the cap on a request's max_tokens
+    scrub_pii: bool = True  # scrub prompts and answers before they are logged (clean.scrub_pii's scrubber)
 
 
 ACQUIRED_DIR = Path("data/raw/acquired")
@@ -210,6 +242,9 @@ class PathsParams(Strict):
     processed: Path = Field(Path("data/processed"), strict=False)
     base: Path = Field(Path("models/base"), strict=False)
     adapter: Path = Field(Path("models/adapter"), strict=False)
+    merged: Path = Field(Path("models/merged"), strict=False)  # adapter merged into the base, Hugging Face format
+    gguf: Path = Field(Path("models/gguf"), strict=False)  # model-f16.gguf, model-q8_0.gguf
+    general: Path = Field(Path("data/general"), strict=False)  # held-out general text per pivot language: <tag>.txt
     live: Path = Field(Path("dvclive/train"), strict=False)
     expectations: Path = Field(Path("expectations"), strict=False)
     metrics: Path = Field(Path("metrics"), strict=False)
@@ -249,6 +284,9 @@ class Params(Strict):
     coverage: CoverageParams = CoverageParams()
     retrain: RetrainParams = RetrainParams()
     tokenizer: TokenizerParams = TokenizerParams()
+    release: ReleaseParams = ReleaseParams()
+    export: ExportParams = ExportParams()
+    serve: ServeParams = ServeParams()
 
 
 # --- sources.yaml ------------------------------------------------------------
@@ -272,16 +310,23 @@ class UrlSpec(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class FeedbackSpec(Strict):
+    """The serving database (langfoundry serve): corrections become training examples."""
+    database: str = Field(pattern=r"^[a-z][a-z0-9+]*://")  # sqlite:///data/serve/langfoundry.db, postgresql://...
+    review_below_rating: int = Field(3, ge=1, le=5)  # rated below this without a correction: the review queue
+
+
 class AcquireSpec(Strict):
     package: PackageSpec | None = None
     huggingface: HuggingFaceSpec | None = None
     url: UrlSpec | None = None
+    feedback: FeedbackSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AcquireSpec:
-        given = [name for name in ("package", "huggingface", "url") if getattr(self, name) is not None]
+        given = [name for name in ("package", "huggingface", "url", "feedback") if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of package, huggingface, url (got {given or 'none'})")
+            raise ValueError(f"give exactly one of package, huggingface, url, feedback (got {given or 'none'})")
         return self
 
 

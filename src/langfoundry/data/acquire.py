@@ -1,7 +1,8 @@
 """Acquire: bring sources that live outside the repository into data/raw/acquired/<source id>/.
 
-Three kinds of acquire spec (sources.yaml): a resource shipped in a pinned PyPI distribution, a
-Hugging Face dataset (a hub id at a pinned revision, or a local directory), or a URL with its sha256.
+Four kinds of acquire spec (sources.yaml): a resource shipped in a pinned PyPI distribution, a
+Hugging Face dataset (a hub id at a pinned revision, or a local directory), a URL with its sha256, or
+the serving database's corrections (data/feedback.py).
 Each directory also gets ACQUIRED.json (the spec and each file's sha256, no timestamps), so reruns
 are byte-identical, and the acquired tree holds exactly the sources sources.yaml names.
 """
@@ -18,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from langfoundry.core.config import ACQUIRED_DIR, HuggingFaceSpec, PackageSpec, Source, UrlSpec, acquired_dir
 from langfoundry.core.errors import UserError
+from langfoundry.data.feedback import snapshot_feedback
 from langfoundry.data.readers import PROVENANCE_FILE
 from langfoundry.data.readers.rows import one_line
 
@@ -170,7 +172,7 @@ def _pinned(source: Source, root: Path) -> bool:
     assert spec is not None
     if spec.huggingface is not None:
         return spec.huggingface.revision is not None and not (root / spec.huggingface.dataset).exists()
-    return True
+    return spec.feedback is None  # a database changes under the same spec
 
 
 def _unchanged(source: Source, directory: Path) -> bool:
@@ -191,8 +193,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None) -> Path:
-    """Fetch one source into a staging folder, then swap it in: a failure leaves the old copy untouched."""
+def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None,
+                   review_queue: list[dict] | None = None) -> Path:
+    """Fetch one source into a staging folder, then swap it in: a failure leaves the old copy untouched.
+    A feedback source adds its answers that need a person to review_queue."""
     spec = source.acquire
     assert spec is not None
     final = root / acquired_dir(source.id)
@@ -210,6 +214,10 @@ def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None) 
             fetch_huggingface(source, spec.huggingface, staging, root, hf_cache_dir)
         elif spec.url is not None:
             fetch_url(source, spec.url, staging)
+        elif spec.feedback is not None:
+            queue = snapshot_feedback(source, spec.feedback, staging)
+            if review_queue is not None:
+                review_queue.extend(queue)
         _write_provenance(provenance(source, staging), staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -221,12 +229,13 @@ def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None) 
     return final
 
 
-def acquire_sources(sources: Iterable[Source], root: Path | str = ".", hf_cache_dir: str | None = None) -> list[Path]:
+def acquire_sources(sources: Iterable[Source], root: Path | str = ".", hf_cache_dir: str | None = None,
+                    review_queue: list[dict] | None = None) -> list[Path]:
     """Acquire every source with an acquire spec (but planned ones); then remove whatever else is in data/raw/acquired."""
     root = Path(root)
     wanted = [source for source in sources if source.acquire is not None and not source.planned]
     (root / ACQUIRED_DIR).mkdir(parents=True, exist_ok=True)
-    acquired = [acquire_source(source, root, hf_cache_dir) for source in wanted]
+    acquired = [acquire_source(source, root, hf_cache_dir, review_queue) for source in wanted]
     keep = {source.id for source in wanted}
     for entry in sorted((root / ACQUIRED_DIR).iterdir()):
         if entry.name not in keep:

@@ -203,12 +203,12 @@ class Formatter:
         kind = record["kind"]
         has_pair = bool(_text(record["pivot_text"]) and record["pivot_lang"] and _text(record["text"]))
         text, lang, pivot_text, pivot_lang = record["text"], record["lang"], record["pivot_text"], record["pivot_lang"]
-        if has_pair and kind not in ("conversation", "instruction"):
+        if has_pair and kind not in ("conversation", "instruction", "feedback"):
             yield "translate_to_pivot", lambda: self.translate(text, lang, pivot_text, pivot_lang)
             yield "translate_from_pivot", lambda: self.translate(pivot_text, pivot_lang, text, lang)
         if has_pair and kind == "dictionary":
             yield "vocabulary", lambda: self.vocabulary(record, meta)
-        if kind == "conversation":
+        if kind in ("conversation", "feedback"):  # feedback: a user's prompt and its corrected answer
             yield "conversation", lambda: self.conversation(meta)
         if kind == "instruction":
             yield "instruction", lambda: self.instruction(record, meta)

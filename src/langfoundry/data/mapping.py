@@ -36,7 +36,7 @@ KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "monolingual": (("text",), ()),
     "transcription": (("text",), ("pivot_text", "media")),
     "ocr": (("text",), ("pivot_text", "media")),
-    "feedback": (("text",), ("pivot_text",)),
+    "feedback": (("messages",), ()),  # a user's prompt and the corrected answer (data/feedback.py)
     "conversation": (("messages",), ()),
     "instruction": (("instruction", "output"), ("input",)),
 }
@@ -187,7 +187,7 @@ class SourceMapper:
             text, pivot_text = values["headword"], values["gloss"]
             examples_column = self.optional.get("examples", "examples")
             meta.update(pos=values.get("pos"), examples=parse_examples(values.get("examples"), examples_column))
-        elif kind == "conversation":
+        elif kind in ("conversation", "feedback"):
             turns = parse_messages(values["messages"], self.required["messages"])
             text = "\n".join(turn["content"] for turn in turns)
             meta["messages"] = turns

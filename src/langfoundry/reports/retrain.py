@@ -5,7 +5,8 @@ clean row count and file hashes). The check compares the clean table now with th
 
 - full: no record yet (no adapter, or one from before records were kept), or the clean data grew by
   `retrain.full_growth` (10%) or more since then;
-- mini: at least `retrain.mini_every` (1,000) new clean records since then;
+- mini: at least `retrain.mini_every` (1,000) new clean records since then, or at least
+  `retrain.min_corrections` (20) new corrections from users (records of feedback sources);
 - none: otherwise (the data may have changed a little; the record says so).
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from langfoundry.core.config import RetrainParams
@@ -42,10 +44,18 @@ def clean_rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
+def feedback_rows(path: Path) -> int:
+    """Clean records that are users' corrections (kind feedback), reading the kind column only."""
+    count = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 16, columns=["kind"]):
+        count += pc.sum(pc.equal(batch.column(0), "feedback")).as_py() or 0
+    return count
+
+
 def data_version(clean: Path, train: Path) -> dict[str, Any]:
     """What the train stage records: flat `data_version.*` keys for metrics/train.json."""
     return {f"{PREFIX}clean_rows": clean_rows(clean), f"{PREFIX}clean_sha256": file_sha256(clean),
-            f"{PREFIX}train_sha256": file_sha256(train)}
+            f"{PREFIX}feedback_rows": feedback_rows(clean), f"{PREFIX}train_sha256": file_sha256(train)}
 
 
 def trained_version(metrics_path: Path) -> dict[str, Any] | None:
@@ -69,6 +79,7 @@ class Verdict:
     new: int  # clean records beyond those the adapter was trained on (0 when the data shrank)
     growth: float | None  # (now - then) / then
     changed: bool  # the clean table differs from the one trained on
+    new_corrections: int = 0  # users' corrections (feedback records) beyond those trained on
 
     @property
     def due(self) -> bool:
@@ -77,10 +88,11 @@ class Verdict:
     def metrics(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "due": self.due, "clean_rows": self.clean_rows,
                 "trained_clean_rows": self.trained_rows, "new_examples": self.new, "growth": self.growth,
-                "changed": self.changed}
+                "changed": self.changed, "new_corrections": self.new_corrections}
 
 
-def decide(clean_now: int, trained_rows: int | None, params: RetrainParams, changed: bool = True) -> Verdict:
+def decide(clean_now: int, trained_rows: int | None, params: RetrainParams, changed: bool = True,
+           new_corrections: int = 0) -> Verdict:
     """The verdict for a clean row count against the recorded one (None: no record)."""
     if trained_rows is None:
         return Verdict("full", "no record of the data the adapter was trained on", clean_now, None, clean_now, None, True)
@@ -96,13 +108,17 @@ def decide(clean_now: int, trained_rows: int | None, params: RetrainParams, chan
         return Verdict("full", reason, clean_now, trained_rows, new, growth, changed)
     if new >= params.mini_every:
         reason = f"{new:,} new clean records (mini fine-tune from {params.mini_every:,})"
-        return Verdict("mini", reason, clean_now, trained_rows, new, growth, changed)
+        return Verdict("mini", reason, clean_now, trained_rows, new, growth, changed, new_corrections)
+    if new_corrections >= params.min_corrections:
+        reason = f"{new_corrections:,} new corrections from users (mini fine-tune from {params.min_corrections:,})"
+        return Verdict("mini", reason, clean_now, trained_rows, new, growth, changed, new_corrections)
     if changed:
-        reason = (f"{new:,} new clean records and {growth:+.1%} growth: below both thresholds "
-                  f"({params.mini_every:,} records, {params.full_growth:.0%})")
+        reason = (f"{new:,} new clean records, {new_corrections:,} new corrections and {growth:+.1%} growth: below "
+                  f"every threshold ({params.mini_every:,} records, {params.min_corrections:,} corrections, "
+                  f"{params.full_growth:.0%})")
     else:
         reason = "the clean data is the one the adapter was trained on"
-    return Verdict("none", reason, clean_now, trained_rows, new, growth, changed)
+    return Verdict("none", reason, clean_now, trained_rows, new, growth, changed, new_corrections)
 
 
 def check(params: RetrainParams, clean: Path, train_metrics: Path) -> Verdict:
@@ -111,4 +127,5 @@ def check(params: RetrainParams, clean: Path, train_metrics: Path) -> Verdict:
     if recorded is None:
         return decide(rows, None, params)
     changed = recorded.get("clean_sha256") != file_sha256(clean)
-    return decide(rows, recorded["clean_rows"], params, changed)
+    corrections = max(0, feedback_rows(clean) - int(recorded.get("feedback_rows") or 0))
+    return decide(rows, recorded["clean_rows"], params, changed, corrections)
