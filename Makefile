@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-gpu clean-venv register promote rollback registry
+.PHONY: system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-serve bench-gpu clean-venv register promote rollback registry
 
 venv: $(STAMP)
 
@@ -65,7 +65,7 @@ lint: $(STAMP)
 
 # Every figure of README's Performance section (about half an hour on 2 cores, most of it the 10M-pair run);
 # the parts alone: bench-pipeline, bench-model, bench-data, bench-scale; bench-gpu needs a CUDA GPU.
-bench: bench-pipeline bench-model bench-data bench-scale
+bench: bench-pipeline bench-model bench-data bench-scale bench-serve
 
 bench-pipeline: $(STAMP)
 	python benchmarks/bench_pipeline.py
@@ -85,6 +85,10 @@ bench-data: $(STAMP)
 
 bench-scale: $(STAMP)
 	python benchmarks/bench_scale.py
+
+# 16 concurrent clients for 30 s against langfoundry serve on 127.0.0.1, in A/B and in shadow mode.
+bench-serve: $(STAMP)
+	python benchmarks/bench_serve.py
 
 # benchmarks/noise_band.json: each model metric's spread across seeds, the noise band of `make pr-report`
 # (3 seeds of base, train and evaluate: many minutes).
