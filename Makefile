@@ -42,9 +42,11 @@ BASE ?= origin/main
 pr-report: $(STAMP)
 	python -m langfoundry.reports.pr_report --base $(BASE) $(if $(PLOTS_LINK),--plots-link $(PLOTS_LINK))
 
-# Debian packages some features need (the review page's browser test: chromium and its driver).
+# Debian packages some features need: the review page's browser test (chromium and its driver), OCR (Tesseract
+# with the packs of the inventory's languages it has a model for, and Noto fonts for the rendered check set).
 # As root they are installed; otherwise the one command to run is printed and those tests say why they skip.
-SYSTEM_PACKAGES := chromium chromium-driver
+SYSTEM_PACKAGES := chromium chromium-driver tesseract-ocr tesseract-ocr-eng tesseract-ocr-ind tesseract-ocr-jav \
+	tesseract-ocr-sun tesseract-ocr-mal fonts-noto-core
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
