@@ -8,17 +8,13 @@ import io
 import shutil
 import socket
 import stat
-import threading
-import time
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from local_server import serving
 from PIL import Image
 
 from langfoundry.core.errors import UserError
@@ -153,26 +149,6 @@ def test_split_by_confidence_keeps_order_and_the_threshold_itself() -> None:
 
 # --- the vision endpoint -----------------------------------------------------------------------------------------
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """app under uvicorn in a thread, on a free port of 127.0.0.1; the base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the fake endpoint did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.close()
-
-
 def fake_vision_app(answers: list[str], seen: list[dict]) -> FastAPI:
     """A chat-completions endpoint that records each request and answers with the next of answers."""
     app = FastAPI()
@@ -201,7 +177,8 @@ def test_vision_endpoint_sends_the_page_as_a_data_url_and_reads_lines(monkeypatc
                "not-a-completion"]
     seen: list[dict] = []
     page = render_lines(["ߒ ߓߊ߯ߙߊ"], noto_font("Nkoo"), 36, seed=1)
-    with serving(fake_vision_app(answers, seen)) as url:
+    with serving(fake_vision_app(answers, seen)) as root:
+        url = f"{root}/v1"
         engine = VisionEndpointEngine(url, "local-vision-model", language_names={"nqo": "Manding (N'Ko script)"})
         plain = engine.recognise(page, "nqo")
         scored = engine.recognise(page, "nqo")

@@ -8,17 +8,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import uvicorn
+from local_server import serving
 from tiny_models import build_tiny_base, subprocess_env, write_examples
 
 from langfoundry.core.config import Params, ServeParams
@@ -50,26 +49,6 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
 def models(model_dirs) -> dict[str, ServedModel]:
     return {role: ServedModel.load(ResolvedModel(folder_version(path), path), f"serve.{role}")
             for role, path in model_dirs.items()}
-
-
-@contextmanager
-def serving(app) -> Iterator[str]:
-    """app under uvicorn in a thread, on a free port of 127.0.0.1; the base URL. Stopping runs the shutdown."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=120)
-        listener.close()
 
 
 @dataclass

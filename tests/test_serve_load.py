@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_serve import serving, settings
+from local_server import serving
+from test_serve import settings
 from tiny_models import build_tiny_base, write_examples
 
 from langfoundry.serve.app import create_app

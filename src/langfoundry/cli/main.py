@@ -8,6 +8,7 @@ import importlib
 import sys
 import traceback
 
+from langfoundry.cli.arguments import share_argument
 from langfoundry.cli.check import run_check
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import validate_project
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     one_file.add_argument("--encoding", help="text encoding (default: detected)")
     one_file.add_argument("--sheet", help="xlsx: the sheet to read (default: every sheet)")
     one_file.add_argument("--records-key", help="JSON: the top-level key that holds the records")
-    one_file.add_argument("--max-reject-rate", type=_rate, metavar="RATE",
+    one_file.add_argument("--max-reject-rate", type=share_argument, metavar="RATE",
                           help="largest share of rejected rows still usable (default: quality.max_reject_rate "
                                "in params.yaml, else 0.5)")
     one_file.add_argument("--params", default="params.yaml")
@@ -66,14 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from langfoundry.cli.arguments import share_argument
 from langfoundry.core.config import Params, load_params
 from langfoundry.core.errors import UserError
 from langfoundry.serve.routing import MODES
@@ -33,14 +34,6 @@ class ServePlan:
     salt: str
 
 
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--challenger", help="registry stage or model folder compared with it (serve.challenger)")
     parser.add_argument("--mode", choices=MODES, help="ab: a sticky share of users meets the challenger; shadow: the "
                                                       "challenger answers logged copies; champion_only (serve.mode)")
-    parser.add_argument("--challenger-share", type=_share, metavar="SHARE",
+    parser.add_argument("--challenger-share", type=share_argument, metavar="SHARE",
                         help="ab: share of users sent to the challenger (serve.challenger_share)")
     parser.add_argument("--database", help="SQLAlchemy URL of the log (default: $LANGFOUNDRY_DATABASE_URL, else serve.database)")
     parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
