@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-serve bench-gpu clean-venv register promote rollback registry
+.PHONY: system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-serve gguf-llama-cpp bench-gpu clean-venv register promote rollback registry
 
 venv: $(STAMP)
 
@@ -87,6 +87,12 @@ bench-data: $(STAMP)
 
 bench-scale: $(STAMP)
 	python benchmarks/bench_scale.py
+
+# The GGUF files through llama.cpp itself: LLAMA_PYTHON names an interpreter with llama-cpp-python, which
+# compiles llama.cpp when installed (about an hour on 2 cores): python3 -m venv /opt/llama && /opt/llama/bin/pip install llama-cpp-python
+LLAMA_PYTHON ?= python
+gguf-llama-cpp: $(STAMP)
+	python benchmarks/gguf_llama_cpp.py --llama-python $(LLAMA_PYTHON)
 
 # 16 concurrent clients for 30 s against langfoundry serve on 127.0.0.1, in A/B and in shadow mode.
 bench-serve: $(STAMP)
