@@ -8,7 +8,6 @@ side the candidate was shown on, so position bias can be measured later.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 
@@ -17,9 +16,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from langfoundry.core.errors import UserError
-from langfoundry.serve.store import Store
+from langfoundry.serve.store import DATABASE_ENV, Store
 
-DATABASE_ENV = "LANGFOUNDRY_DATABASE_URL"  # wins over params.yaml's serve.database
 CHOICES = ("candidate", "reference", "tie", "both_bad")
 POSITIONS = ("A", "B")
 
@@ -42,11 +40,6 @@ judgments = sa.Table(
     sa.CheckConstraint("candidate_position IN ('A', 'B')", name="ck_judgments_position"),
     sa.CheckConstraint("choice IN ('candidate', 'reference', 'tie', 'both_bad')", name="ck_judgments_choice"),
 )
-
-
-def database_url(configured: str, override: str | None = None) -> str:
-    """The database to use: an explicit --database, else $LANGFOUNDRY_DATABASE_URL, else params.yaml's serve.database."""
-    return override or os.environ.get(DATABASE_ENV) or configured
 
 
 def open_database(url: str) -> Engine:

@@ -43,7 +43,8 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.storage import atomic_output
 from langfoundry.release.preference import preference_metrics, write_preference
 from langfoundry.reports.retrain import file_sha256
-from langfoundry.serve.judgments import choices_for, database_url, judged_keys, open_database, record_judgment
+from langfoundry.serve.judgments import choices_for, judged_keys, open_database, record_judgment
+from langfoundry.serve.store import database_url
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html: answers are shown as text, never markup
