@@ -35,3 +35,13 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny pipeline and its outputs"], repo)
     return repo
+
+
+@pytest.fixture(scope="session")
+def default_pipeline(tmp_path_factory) -> Path:
+    """The default pipeline (params.yaml and sources.yaml as committed) run once through release and export in a
+    clean copy: what `make repro` builds, for the tests of the stages at the end of the loop. About three
+    minutes on 2 cores."""
+    repo = copy_repo(tmp_path_factory.mktemp("default-pipeline"))
+    run(["dvc", "repro", "release", "export"], repo)
+    return repo

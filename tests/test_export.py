@@ -1,5 +1,6 @@
-"""The export stage on the default pipeline's outputs (copied): the merged model loads without peft and matches
-base+adapter, the GGUF files read back with the agreement targets, metrics/export.json and the model card."""
+"""The export stage on the default pipeline's outputs (built once by the default_pipeline fixture, then copied):
+the merged model loads without peft and matches base+adapter, the GGUF files read back with the agreement
+targets, metrics/export.json and the model card."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from langfoundry.core.storage import read_jsonl
 from langfoundry.release.model_card import CardInputs, render_model_card
 
 REPO = Path(__file__).resolve().parents[1]
-# what the stage reads, from the default pipeline run in the working tree; metrics/release.json is left out on purpose
+# what the stage reads, from the default pipeline's run; metrics/release.json is left out on purpose
 INPUTS = ["models/base", "models/adapter", "data/processed/test.jsonl", "metrics/train.json", "metrics/eval.json", "sources.yaml"]
 
 
@@ -33,22 +34,19 @@ def stage_main():
     return module.main
 
 
-def copy_inputs(root: Path, names=INPUTS) -> None:
+def copy_inputs(root: Path, names=INPUTS, origin: Path = REPO) -> None:
     for name in names:
-        source, target = REPO / name, root / name
+        source, target = origin / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
 
 
-SAMPLE = 64  # test prompts for the fast tests; the agreement targets are checked on all of them (slow)
+SAMPLE = 64  # test prompts the stage reruns on; the agreement targets are checked on all of them
 
 
-def run_export(root: Path, max_examples: int) -> SimpleNamespace:
-    missing = [name for name in INPUTS if not (REPO / name).exists()]
-    if missing:
-        pytest.skip(f"the default pipeline outputs are missing ({', '.join(missing)}): run dvc repro evaluate")
-    copy_inputs(root)
-    params = load_params(REPO / "params.yaml")
+def run_export(origin: Path, root: Path, max_examples: int) -> SimpleNamespace:
+    copy_inputs(root, INPUTS, origin)
+    params = load_params(origin / "params.yaml")
     params = params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"max_examples": max_examples})})
     paths = params.paths.under(root)
     printed = io.StringIO()
@@ -58,17 +56,21 @@ def run_export(root: Path, max_examples: int) -> SimpleNamespace:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> SimpleNamespace:
+def exported(default_pipeline, tmp_path_factory) -> SimpleNamespace:
     """The stage on the default outputs, reading back on a seeded sample of the test prompts."""
-    return run_export(tmp_path_factory.mktemp("export"), SAMPLE)
+    return run_export(default_pipeline, tmp_path_factory.mktemp("export"), SAMPLE)
 
 
 @pytest.fixture(scope="module")
-def exported_in_full(tmp_path_factory) -> SimpleNamespace:
-    """The stage exactly as `dvc repro export` runs it on the default outputs: every test prompt."""
-    return run_export(tmp_path_factory.mktemp("export-full"), 0)
+def exported_in_full(default_pipeline) -> SimpleNamespace:
+    """What `dvc repro export` wrote in the default pipeline's run: every test prompt read back."""
+    params = load_params(default_pipeline / "params.yaml")
+    paths = params.paths.under(default_pipeline)
+    return SimpleNamespace(root=default_pipeline, params=params, paths=paths,
+                           metrics=json.loads(paths.metric("export").read_text()), printed=None)
 
 
+@pytest.mark.slow  # the default pipeline, built once
 def test_the_merged_folder_is_a_plain_hugging_face_model(exported):
     names = {path.name for path in exported.paths.merged.iterdir()}
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -78,6 +80,7 @@ def test_the_merged_folder_is_a_plain_hugging_face_model(exported):
     assert template.exists() or "chat_template" in json.loads((exported.paths.merged / "tokenizer_config.json").read_text())
 
 
+@pytest.mark.slow  # the default pipeline, built once
 def test_the_merged_model_loads_without_peft_and_matches_base_plus_adapter(exported, tmp_path):
     from langfoundry.model.evaluation import attach_adapter, chat_prompts, load_base, load_tokenizer
     from langfoundry.release.merge import prompt_logits
@@ -106,6 +109,7 @@ def test_the_merged_model_loads_without_peft_and_matches_base_plus_adapter(expor
     assert exported.metrics["merged.max_logit_difference"] <= 1e-4
 
 
+@pytest.mark.slow  # the default pipeline, built once
 def test_the_metrics_describe_the_files_and_the_read_back(exported):
     metrics = exported.metrics
     assert metrics["n_prompts"] == SAMPLE
@@ -119,7 +123,7 @@ def test_the_metrics_describe_the_files_and_the_read_back(exported):
     assert json.loads(exported.paths.metric("export").read_text()) == metrics
 
 
-@pytest.mark.slow  # three greedy passes over all 591 test prompts: 30-60 s on 2 cores
+@pytest.mark.slow  # the default pipeline, built once: its export read every test prompt back
 def test_the_gguf_files_read_back_within_the_agreement_targets(exported_in_full):
     metrics = exported_in_full.metrics
     assert metrics["n_prompts"] == len(read_jsonl(exported_in_full.paths.split_file("test")))
@@ -133,6 +137,7 @@ def test_the_gguf_files_read_back_within_the_agreement_targets(exported_in_full)
     assert metrics["merged.chrf"] == pytest.approx(evaluation["adapter.chrf"], abs=0.5)
 
 
+@pytest.mark.slow  # the default pipeline, built once
 def test_the_stage_prints_one_line_per_file(exported):
     for kind in ("f16", "q8_0"):
         (line,) = [line for line in exported.printed.splitlines() if f"model-{kind}.gguf" in line]
@@ -145,6 +150,7 @@ def front_matter_and_body(card: str) -> tuple[dict, str]:
     return yaml.safe_load(header), body
 
 
+@pytest.mark.slow  # the default pipeline, built once
 def test_the_model_card_is_read_from_the_pipeline_records(exported):
     meta, body = front_matter_and_body((exported.paths.merged / "README.md").read_text())
     assert {"language", "license", "tags", "library_name", "pipeline_tag"} <= set(meta)
@@ -207,7 +213,13 @@ def test_missing_inputs_are_one_line_errors_that_say_what_to_run(tmp_path):
     paths = params.paths.under(tmp_path)
     with pytest.raises(UserError, match=r"test\.jsonl: not found; run the format stage"):
         stage_main()(params, paths)
-    copy_inputs(tmp_path, ["data/processed/test.jsonl", "sources.yaml"])
+    # a one-example test split and the sources: the next missing input is the base model
+    example = {"id": "e1", "record_id": "r1", "group": "text:sego", "lang": "jv-x-banyumas", "pivot_lang": "id",
+               "source": "banyumasan-dictionary", "task": "translate_to_pivot", "source_text": "sego", "reference": "nasi",
+               "messages": [{"role": "user", "content": "sego"}, {"role": "assistant", "content": "nasi"}]}
+    paths.split_file("test").parent.mkdir(parents=True)
+    paths.split_file("test").write_text(json.dumps(example) + "\n", encoding="utf-8")
+    copy_inputs(tmp_path, ["sources.yaml"])
     with pytest.raises(UserError) as error:
         stage_main()(params, paths)
     assert str(paths.base) in str(error.value) and "dvc repro base" in str(error.value) and "\n" not in str(error.value)

@@ -251,23 +251,20 @@ def stage_main():
     return module.main
 
 
-def copy_default_outputs(root: Path) -> Path:
-    missing = [name for name in DEFAULT_OUTPUTS if not (REPO / name).exists()]
-    if missing:
-        pytest.skip(f"the default pipeline outputs are not in the working tree ({', '.join(missing)}); run dvc repro")
+def copy_default_outputs(origin: Path, root: Path) -> Path:
     for name in DEFAULT_OUTPUTS:
-        source, target = REPO / name, root / name
+        source, target = origin / name, root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
     return root
 
 
 @pytest.fixture(scope="module")
-def released(tmp_path_factory):
+def released(default_pipeline, tmp_path_factory):
     """The stage run once, as DVC runs it (run_stage in the project folder), on a copy of the default outputs."""
     from langfoundry.core.stage import run_stage
 
-    root = copy_default_outputs(tmp_path_factory.mktemp("release"))
+    root = copy_default_outputs(default_pipeline, tmp_path_factory.mktemp("release"))
     printed = io.StringIO()
     argv = sys.argv
     try:
@@ -279,6 +276,7 @@ def released(tmp_path_factory):
     return root, printed.getvalue()
 
 
+@pytest.mark.slow  # the default pipeline, built once
 def test_the_default_adapter_fails_on_relative_gain_and_the_stage_still_succeeds(released):
     root, printed = released
     decision = load_decision(root / "metrics" / "release.json")
@@ -296,8 +294,9 @@ def test_the_default_adapter_fails_on_relative_gain_and_the_stage_still_succeeds
     assert "| relative_gain | +20.0% |" in report
 
 
-def test_a_missing_general_text_names_the_file_before_loading_a_model(tmp_path):
-    root = copy_default_outputs(tmp_path)
+@pytest.mark.slow  # the default pipeline, built once
+def test_a_missing_general_text_names_the_file_before_loading_a_model(default_pipeline, tmp_path):
+    root = copy_default_outputs(default_pipeline, tmp_path)
     (root / "data" / "general" / "id.txt").unlink()
     params = load_params(root / "params.yaml")
     with pytest.raises(UserError, match=r"data/general/id.txt: not found; put 80-120 everyday sentences in language 'id'"):
