@@ -119,7 +119,8 @@ def test_the_metrics_describe_the_files_and_the_read_back(exported):
         assert metrics[f"{kind}.prompt_agreement"] == 1.0  # the file's tokenizer and template give the same ids
         assert metrics[f"{kind}.chrf"] == pytest.approx(metrics["merged.chrf"] + metrics[f"{kind}.chrf_delta"], abs=1e-5)
     assert metrics["f16.tensor_types.F32"] == metrics["q8_0.tensor_types.F32"] > 0  # the norms
-    assert metrics["q8_0.bytes"] < 0.6 * metrics["f16.bytes"]
+    assert metrics["q8_0.tensor_types.F16"] == 1  # the output layer (tied to the embeddings here)
+    assert metrics["q8_0.bytes"] < 0.7 * metrics["f16.bytes"]
     assert json.loads(exported.paths.metric("export").read_text()) == metrics
 
 

@@ -110,27 +110,32 @@ def test_the_file_carries_architecture_tokenizer_and_chat_template(scratch):
     assert names == expected  # tied embeddings: no output.weight, llama.cpp reuses token_embd
 
 
-def test_q8_0_quantizes_the_matrices_and_keeps_norms_in_f32(scratch):
+def test_q8_0_quantizes_the_matrices_and_keeps_norms_in_f32_and_the_output_layer_in_f16(scratch):
     f16 = gguf.GGUFReader(scratch / "gguf" / "model-f16.gguf")
     q8 = gguf.GGUFReader(scratch / "gguf" / "model-q8_0.gguf")
     kinds = {tensor.name: tensor.tensor_type for tensor in q8.tensors}
     assert all(kind == gguf.GGMLQuantizationType.F32 for name, kind in kinds.items() if name.endswith("_norm.weight"))
+    # tied embeddings: token_embd is the output layer too, kept in F16
+    assert kinds.pop("token_embd.weight") == gguf.GGMLQuantizationType.F16
     assert all(kind == gguf.GGMLQuantizationType.Q8_0 for name, kind in kinds.items() if not name.endswith("_norm.weight"))
     # 32 values in 34 bytes (an f16 scale and 32 int8) instead of 64 bytes in f16
-    matrices = [(tensor, half) for tensor, half in zip(q8.tensors, f16.tensors) if not tensor.name.endswith("_norm.weight")]
+    matrices = [(tensor, half) for tensor, half in zip(q8.tensors, f16.tensors)
+                if not tensor.name.endswith("_norm.weight") and tensor.name != "token_embd.weight"]
     assert all(tensor.n_bytes * 32 == half.n_elements * 34 == half.n_bytes * 17 for tensor, half in matrices)
 
     model, _ = load_merged(scratch / "model")
-    embeddings = model.get_input_embeddings().weight.detach().numpy()
-    stored = {tensor.name: tensor for tensor in q8.tensors}["token_embd.weight"]
+    up = model.model.layers[0].mlp.up_proj.weight.detach().numpy()
+    stored = {tensor.name: tensor for tensor in q8.tensors}["blk.0.ffn_up.weight"]
     restored = gguf.quants.dequantize(stored.data, stored.tensor_type)
     # one scale per block of 32 (its largest value / 127, itself stored in f16): the error is at most half a step,
     # plus the scale's own rounding (2^-11 relative) times 127 steps
-    blocks = np.abs(embeddings.reshape(-1, 32)).max(axis=1, keepdims=True)
-    assert np.all(np.abs(restored - embeddings).reshape(-1, 32) <= blocks * (1 / 254 + 1 / 2048) + 1e-7)
-    assert not np.array_equal(restored, embeddings)  # it really was quantized
-    half = {tensor.name: tensor for tensor in f16.tensors}["token_embd.weight"]
-    assert np.array_equal(half.data, embeddings.astype(np.float16))
+    blocks = np.abs(up.reshape(-1, 32)).max(axis=1, keepdims=True)
+    assert np.all(np.abs(restored - up).reshape(-1, 32) <= blocks * (1 / 254 + 1 / 2048) + 1e-7)
+    assert not np.array_equal(restored, up)  # it really was quantized
+    embeddings = model.get_input_embeddings().weight.detach().numpy()
+    for reader in (f16, q8):
+        half = {tensor.name: tensor for tensor in reader.tensors}["token_embd.weight"]
+        assert np.array_equal(half.data, embeddings.astype(np.float16))
 
 
 def test_writing_twice_gives_the_same_bytes(scratch, tmp_path):
