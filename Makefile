@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 # Stage commands say `python`: put the venv first on PATH so DVC runs them with it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-repro: $(STAMP)
+repro: $(STAMP) system-deps
 	dvc repro
 
 # A training cycle only when one is due: acquire reads again what changes under the same spec (the serving
@@ -42,11 +42,12 @@ BASE ?= origin/main
 pr-report: $(STAMP)
 	python -m langfoundry.reports.pr_report --base $(BASE) $(if $(PLOTS_LINK),--plots-link $(PLOTS_LINK))
 
-# Debian packages some features need: the review page's browser test (chromium and its driver), OCR (Tesseract
-# with the packs of the inventory's languages it has a model for, and Noto fonts for the rendered check set).
-# As root they are installed; otherwise the one command to run is printed and those tests say why they skip.
+# Debian packages some features need: the review page's browser test (chromium and its driver), OCR in the
+# default pipeline's ocr stage (Tesseract with the packs of the inventory's languages it has a model for, and
+# Noto fonts for the rendered pages and check set), speech made offline for the audio tests (espeak-ng).
+# As root they are installed; otherwise the one command to run is printed (and the ocr stage stops with it).
 SYSTEM_PACKAGES := chromium chromium-driver tesseract-ocr tesseract-ocr-eng tesseract-ocr-ind tesseract-ocr-jav \
-	tesseract-ocr-sun tesseract-ocr-mal fonts-noto-core
+	tesseract-ocr-sun tesseract-ocr-mal fonts-noto-core espeak-ng
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \

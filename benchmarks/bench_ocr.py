@@ -19,42 +19,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from langfoundry.core.errors import UserError
 from langfoundry.media.ocr import OcrEngine, TesseractEngine, VisionEndpointEngine
 from langfoundry.media.ocr_check import (
+    A4_PIXELS,
     DPI,
+    PAGE_FONT_SIZE,
+    PAGE_MARGIN,
     build_check_set,
     character_error_rate,
-    dictionary_lines,
-    noto_font,
-    render_lines,
+    render_dictionary_pdf,
     run_check,
 )
 from langfoundry.media.pages import Page, iter_pages
 
-A4_PIXELS = (2480, 3508)  # 210 x 297 mm at 300 DPI
-PAGE_FONT_SIZE = 36  # about 9 points at 300 DPI
 LATIN_TARGET = 0.02
 
 
-def a4_page(lines: list[str], seed: int) -> Image.Image:
-    """Dictionary lines on an A4 page: the rendered block pasted at a typical top-left margin."""
-    block = render_lines(lines, noto_font("Latn"), PAGE_FONT_SIZE, seed)
-    page = Image.new("L", A4_PIXELS, 255)
-    page.paste(block, (200, 200))
-    return page
-
-
 def full_pages(engines: list[OcrEngine], pages: int, seed: int) -> None:
-    lines_per_page = (A4_PIXELS[1] - 400) // round(PAGE_FONT_SIZE * 1.6) - 2
-    entries = dictionary_lines(lines_per_page * pages, seed)
-    texts = [entries[index * lines_per_page:(index + 1) * lines_per_page] for index in range(pages)]
+    lines_per_page = (A4_PIXELS[1] - 2 * PAGE_MARGIN) // round(PAGE_FONT_SIZE * 1.6) - 2
     with tempfile.TemporaryDirectory() as scratch:
         pdf = Path(scratch) / "pages.pdf"
-        images = [a4_page(text, seed + index) for index, text in enumerate(texts)]
-        images[0].save(pdf, save_all=True, append_images=images[1:], resolution=DPI)
+        texts = render_dictionary_pdf(pdf, lines_per_page * pages, lines_per_page, seed)
         started = time.perf_counter()
         rendered = [item for item in iter_pages(pdf, dpi=DPI) if isinstance(item, Page)]
         render_seconds = (time.perf_counter() - started) / pages

@@ -10,16 +10,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from langfoundry.core.records import KINDS
-from langfoundry.core.strict_yaml import load_yaml, validate_model
-
-
-class Strict(BaseModel):
-    # strict: no silent coercion, so `trust_remote_code: "yes"` or `lora.r: true` is an error, not True or 1
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
+from langfoundry.core.source_config import (  # noqa: F401  (re-exported: callers import sources.yaml's models from here)
+    ACQUIRED_DIR,
+    MEDIA_DIR,
+    MEDIA_STAGE,
+    AcquireSpec,
+    FeedbackSpec,
+    HuggingFaceSpec,
+    PackageSpec,
+    RenderSpec,
+    Source,
+    Sources,
+    UrlSpec,
+    acquired_dir,
+    media_records,
+    source_inputs,
+)
+from langfoundry.core.strict_yaml import Strict, load_yaml, validate_model
 
 # --- params.yaml -------------------------------------------------------------
 
@@ -222,7 +232,60 @@ class ServeParams(Strict):
     scrub_pii: bool = True  # scrub prompts and answers before they are logged (clean.scrub_pii's scrubber)
 
 
-ACQUIRED_DIR = Path("data/raw/acquired")
+class OcrParams(Strict):
+    """Scans and PDFs (sources with media: scans) through an OCR engine, line by line."""
+    engine: Literal["tesseract", "vision"] = "tesseract"  # vision: an OpenAI-compatible endpoint (scripts Tesseract lacks)
+    vision_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; the key from LANGFOUNDRY_VISION_API_KEY
+    vision_model: str | None = None
+    min_confidence: float = Field(0.6, ge=0.0, le=1.0)  # lines under it go to reports/ocr_review.jsonl, not the data
+    dpi: int = Field(300, ge=50, le=1200)  # PDF pages are rendered at this resolution
+    check_languages: list[str] = ["jv-x-banyumas", "id", "en", "ml"]  # the rendered check set behind metrics/ocr.json
+
+
+class AlignParams(Strict):
+    """Documents that are not sentence-aligned (sources with media: documents): sentence links with scores."""
+    min_score: float = Field(0.3, ge=0.0, le=1.0)  # links scoring lower are rejected, with the reason low_score
+    anchor_weight: float = Field(3.0, ge=0.0)  # cost taken off per dictionary headword whose gloss is across a link
+    check_documents: int = Field(6, ge=1, le=100)  # perturbed Banyumasan-Indonesian documents behind metrics/align.json
+
+
+class VideoParams(Strict):
+    """Videos (sources with media: video): frames sampled, near-duplicates dropped, the rest through OCR."""
+    fps: float = Field(0.2, gt=0.0, le=30.0)  # frames sampled per second of video (0.2: one every 5 s)
+    dedup_similarity: float = Field(0.85, ge=0.0, le=1.0)  # a frame this similar (pHash) to the last kept one is dropped
+    subtitles: bool = True  # read lesson.srt / lesson.<lang>.vtt beside lesson.mp4 as timed text
+
+
+class AudioParams(Strict):
+    """Recordings (sources with media: audio) as 16 kHz mono 16-bit WAV, loudness-normalised, then checked."""
+    target_lufs: float = Field(-23.0, ge=-50.0, le=-5.0)  # EBU R128 programme loudness
+    min_seconds: float = Field(0.5, ge=0.0)  # a clip outside these bounds fails too_short or too_long
+    max_seconds: float = Field(30.0, gt=0.0)  # Whisper's window; longer clips are transcribed but kept out of manifests
+    max_file_seconds: float = Field(14400.0, gt=0.0)  # longer files are refused before they are decoded: split them
+    max_silence_share: float = Field(0.5, ge=0.0, le=1.0)
+    max_clipping_share: float = Field(0.001, ge=0.0, le=1.0)
+    min_snr_db: float = 15.0
+    low_sample_rate: Literal["note", "reject"] = "note"  # under 16 kHz (telephone audio): upsample and flag, or refuse
+
+
+class AsrParams(Strict):
+    """The asr stage: Whisper through transformers, pinned; segments under min_avg_logprob go to review."""
+    model: str = "openai/whisper-tiny"  # a hub id (pinned by revision) or a local folder
+    revision: str | None = "169d4a4341b33bc18d8881c4b69c2e104e1cc0af"  # the hub commit; null for a local folder
+    min_avg_logprob: float = Field(-1.0, le=0.0)  # mean token log-probability; Whisper's own fallback uses -1.0
+    max_new_tokens: int = Field(128, ge=1, le=440)
+    split_fractions: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}  # speech manifests, by recording
+    tts_min_seconds: float = Field(1.0, ge=0.0)  # clips for a voice: one declared speaker, every check passed
+    tts_max_seconds: float = Field(15.0, gt=0.0)
+    tts_min_snr_db: float = 25.0
+
+
+class MediaParams(Strict):
+    ocr: OcrParams = OcrParams()
+    video: VideoParams = VideoParams()
+    align: AlignParams = AlignParams()
+    audio: AudioParams = AudioParams()
+    asr: AsrParams = AsrParams()
 
 
 class PathsParams(Strict):
@@ -232,6 +295,8 @@ class PathsParams(Strict):
     inventory: Path = Field(Path("data/inventory/languages.csv"), strict=False)
     raw: Path = Field(Path("data/raw"), strict=False)
     acquired: Path = Field(Path("data/raw/acquired"), strict=False)
+    media: Path = Field(Path("data/interim/media"), strict=False)  # text the ocr and align stages extracted
+    speech: Path = Field(Path("data/speech"), strict=False)  # the asr stage's WAVs and its asr/ and tts/ manifests
     ingested: Path = Field(Path("data/interim/ingested.parquet"), strict=False)
     ingest_rejects: Path = Field(Path("data/interim/ingest_rejects.parquet"), strict=False)
     clean: Path = Field(Path("data/interim/clean.parquet"), strict=False)
@@ -254,6 +319,8 @@ class PathsParams(Strict):
     def _acquired_is_fixed(self) -> PathsParams:
         if self.acquired != ACQUIRED_DIR:
             raise ValueError(f"paths.acquired must stay {ACQUIRED_DIR.as_posix()} (readers find acquired sources there)")
+        if self.media != MEDIA_DIR:
+            raise ValueError(f"paths.media must stay {MEDIA_DIR.as_posix()} (readers find extracted text there)")
         return self
 
     def under(self, root: Path | str) -> PathsParams:
@@ -287,102 +354,7 @@ class Params(Strict):
     release: ReleaseParams = ReleaseParams()
     export: ExportParams = ExportParams()
     serve: ServeParams = ServeParams()
-
-
-# --- sources.yaml ------------------------------------------------------------
-
-
-class PackageSpec(Strict):
-    name: str  # distribution name on PyPI, e.g. banyumasan-corpus
-    version: str  # the pinned version that must be installed
-    resource: str  # path inside the installed package, e.g. banyumasan_corpus/data/corpus.json
-
-
-class HuggingFaceSpec(Strict):
-    dataset: str  # hub id, or a local directory
-    revision: str | None = None  # commit sha or tag; required for hub ids
-    config: str | None = None
-    split: str = "train"
-
-
-class UrlSpec(Strict):
-    url: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class FeedbackSpec(Strict):
-    """The serving database (langfoundry serve): corrections become training examples."""
-    database: str = Field(pattern=r"^[a-z][a-z0-9+]*://")  # sqlite:///data/serve/langfoundry.db, postgresql://...
-    review_below_rating: int = Field(3, ge=1, le=5)  # rated below this without a correction: the review queue
-
-
-class AcquireSpec(Strict):
-    package: PackageSpec | None = None
-    huggingface: HuggingFaceSpec | None = None
-    url: UrlSpec | None = None
-    feedback: FeedbackSpec | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> AcquireSpec:
-        given = [name for name in ("package", "huggingface", "url", "feedback") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of package, huggingface, url, feedback (got {given or 'none'})")
-        return self
-
-
-class Source(Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    kind: Literal[KINDS]  # type: ignore[valid-type]
-    lang: str
-    pivot_lang: str | None = None
-    path: str | None = None  # a file, a directory of files, or (parallel text) the target side
-    pivot_path: str | None = None  # parallel text: the line-aligned pivot side
-    format: Literal["csv", "tsv", "json", "jsonl", "parquet", "xlsx", "txt", "tmx", "po"] | None = None
-    acquire: AcquireSpec | None = None
-    columns: dict[str, str] = {}  # record field -> column name in the file
-    records_key: str | None = None  # JSON: the key that holds the list of records
-    sheet: str | None = None  # xlsx: the sheet to read (default: every sheet)
-    encoding: str | None = None  # default: detected (UTF-8, UTF-8 with BOM, UTF-16)
-    # manifest fields, for people and for the coverage report
-    category: str | None = None
-    region: str | None = None
-    target_examples: int | None = Field(None, ge=0)
-    priority: Literal["critical", "high", "medium", "low"] | None = None
-    license: str | None = None
-    notes: str | None = None
-    planned: bool = False  # expected but not in the pipeline yet: acquire and ingest skip it, coverage lists it
-
-    @model_validator(mode="after")
-    def _has_input(self) -> Source:
-        if self.path is None and self.acquire is None:
-            raise ValueError("give a path (a file under data/raw/) or an acquire spec")
-        return self
-
-
-class Sources(Strict):
-    sources: list[Source]
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Sources:
-        seen: set[str] = set()
-        for source in self.sources:
-            if source.id in seen:
-                raise ValueError(f"source id {source.id!r} is used twice; ids must be unique")
-            seen.add(source.id)
-        return self
-
-
-def acquired_dir(source_id: str) -> Path:
-    """Where acquire puts a source and ingest reads it: a fixed place below data/raw, since sources.yaml
-    names no path for an acquired source (params.yaml's paths.acquired must say the same; validate checks)."""
-    return ACQUIRED_DIR / source_id
-
-
-def source_inputs(source: Source) -> list[str]:
-    """The paths a source reads: its acquired folder, or its file(s) or folder."""
-    if source.acquire is not None:
-        return [acquired_dir(source.id).as_posix()]
-    return [path for path in (source.path, source.pivot_path) if path]
+    media: MediaParams = MediaParams()
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -74,6 +74,13 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, sort_by: Iterable[st
         pq.write_table(table.combine_chunks(), partial, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
 
 
+def flatten_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested metrics as flat "a.b.c" keys, as write_metrics writes them."""
+    flat: dict[str, Any] = {}
+    _flatten("", metrics, flat)
+    return flat
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, Mapping):
         for key, inner in value.items():

@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from langfoundry.core.errors import UserError
+
+
+class Strict(BaseModel):
+    # strict: no silent coercion, so `trust_remote_code: "yes"` or `lora.r: true` is an error, not True or 1
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

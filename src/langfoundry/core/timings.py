@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from langfoundry.core.storage import write_metrics
+from langfoundry.core.storage import flatten_metrics, write_metrics
 
 TIMINGS = "timings"  # metrics/timings/<stage>.json, beside the stage's metrics
 
@@ -28,7 +28,7 @@ def split_timings(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 def write_stage_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:
-    """Write the metrics to path and their timings to timings/<same name> in the same folder."""
-    stable, timings = split_timings(metrics)
+    """Write the metrics (nested or flat) to path and their timings to timings/<same name> in the same folder."""
+    stable, timings = split_timings(flatten_metrics(metrics))
     write_metrics(path, stable)
     write_metrics(Path(path).parent / TIMINGS / Path(path).name, timings)

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from langfoundry.core.config import ACQUIRED_DIR, HuggingFaceSpec, PackageSpec, Source, UrlSpec, acquired_dir
+from langfoundry.core.config import ACQUIRED_DIR, HuggingFaceSpec, PackageSpec, RenderSpec, Source, UrlSpec, acquired_dir
 from langfoundry.core.errors import UserError
 from langfoundry.data.feedback import snapshot_feedback
 from langfoundry.data.readers import PROVENANCE_FILE
@@ -153,6 +153,13 @@ def fetch_url(source: Source, spec: UrlSpec, dest: Path) -> None:
 # --- all sources ---------------------------------------------------------------------------------
 
 
+def render_pages(spec: RenderSpec, dest: Path) -> None:
+    """The default pipeline's stand-in scan: dictionary lines rendered to PDF pages (media.ocr_check)."""
+    from langfoundry.media.ocr_check import render_dictionary_pdf
+
+    render_dictionary_pdf(dest / "pages.pdf", spec.entries, spec.lines_per_page, spec.seed)
+
+
 def provenance(source: Source, directory: Path) -> dict:
     assert source.acquire is not None
     files = sorted(path for path in directory.iterdir() if path.name != PROVENANCE_FILE)
@@ -214,6 +221,8 @@ def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None,
             fetch_huggingface(source, spec.huggingface, staging, root, hf_cache_dir)
         elif spec.url is not None:
             fetch_url(source, spec.url, staging)
+        elif spec.render is not None:
+            render_pages(spec.render, staging)
         elif spec.feedback is not None:
             queue = snapshot_feedback(source, spec.feedback, staging)
             if review_queue is not None:

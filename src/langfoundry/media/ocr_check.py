@@ -97,6 +97,37 @@ def dictionary_lines(count: int, seed: int) -> list[str]:
     return [f"{entries[index].ngapak}: {entries[index].indonesia}" for index in sorted(picked)]
 
 
+A4_PIXELS = (2480, 3508)  # 210 x 297 mm at 300 DPI
+PAGE_FONT_SIZE = 36  # about 9 points at 300 DPI
+PAGE_MARGIN = 200  # pixels: a typical top-left margin
+FIXED_PDF_DATE = (2000, 1, 1, 0, 0, 0, 5, 1, 0)  # a PDF's dates, fixed so the same pages give the same bytes
+
+
+def a4_page(lines: Sequence[str], seed: int) -> Image.Image:
+    """Lines of Latin-script text on an A4 page at 300 DPI, as a scanner would give it."""
+    block = render_lines(lines, noto_font("Latn"), PAGE_FONT_SIZE, seed)
+    page = Image.new("L", A4_PIXELS, 255)
+    page.paste(block, (PAGE_MARGIN, PAGE_MARGIN))
+    page.info["dpi"] = (DPI, DPI)
+    return page
+
+
+def write_pdf(pages: Sequence[Image.Image], path: Path) -> None:
+    """The pages as one PDF, the same bytes for the same pages (no creation time in it)."""
+    date = time.struct_time(FIXED_PDF_DATE)
+    pages[0].save(path, format="PDF", save_all=True, append_images=list(pages[1:]), resolution=DPI,
+                  creationDate=date, modDate=date)
+
+
+def render_dictionary_pdf(path: Path, entries: int, lines_per_page: int, seed: int) -> list[list[str]]:
+    """A stand-in scan: "headword: gloss" lines of the dictionary package on A4 pages, saved as a PDF;
+    returns each page's lines (the reference text)."""
+    lines = dictionary_lines(entries, seed)
+    texts = [lines[start:start + lines_per_page] for start in range(0, len(lines), lines_per_page)]
+    write_pdf([a4_page(text, seed + index) for index, text in enumerate(texts)], path)
+    return texts
+
+
 def build_check_set(seed: int = 0, groups: Iterable[str] = ("jv-x-banyumas", "id", "en", "ml"), sizes: Sequence[int] = SIZES,
                     dictionary_count: int = 8, noise_sigma: float = NOISE_SIGMA) -> list[CheckImage]:
     """One image per language group and size: the whole check set, the same for the same seed."""

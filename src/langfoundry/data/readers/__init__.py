@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from langfoundry.core.config import Source, acquired_dir
+from langfoundry.core.config import MEDIA_STAGE, Source, acquired_dir, media_records
 from langfoundry.core.errors import UserError
 from langfoundry.data.readers.rows import BadRow, Header, Item, Row
 
@@ -93,6 +93,13 @@ def _directory_files(directory: Path, root: Path, source: Source, allow_outside:
 def source_files(source: Source, root: Path, allow_outside: bool = False) -> list[SourceFile]:
     """The files a source reads, in a stable order, after checking they exist and stay inside the repository."""
     root = root.absolute()
+    if source.media is not None:  # the text a media stage extracted, in the source's place
+        extracted = root / media_records(source)
+        if not extracted.is_file():
+            stage = MEDIA_STAGE[source.media]
+            raise UserError(f"sources.yaml: source {source.id!r} (media: {source.media}): {_display(extracted, root)} "
+                            f"does not exist; run `dvc repro {stage}` (or python stages/{stage}.py) first")
+        return [SourceFile(extracted, _display(extracted, root), "media")]
     if source.path is None:
         directory = root / acquired_dir(source.id)
         if not directory.is_dir():
@@ -142,6 +149,8 @@ def read_file(file: SourceFile, source: Source) -> Iterator[Item]:
         return read_po(file.path, file.name, source)
     from langfoundry.data.readers import tabular
 
+    if file.format == "media":
+        return tabular.read_extracted(file.path, file.name, source)
     if file.format in ("csv", "tsv"):
         return tabular.read_delimited(file.path, file.name, source, tsv=file.format == "tsv")
     readers = {"json": tabular.read_json, "jsonl": tabular.read_jsonl, "parquet": tabular.read_parquet,

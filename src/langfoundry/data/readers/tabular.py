@@ -195,6 +195,26 @@ def read_json(path: Path, name: str, source: Source) -> Iterator[Item]:
             yield Row(origin, record)
 
 
+# What a media stage measured about a record, kept in its meta; "document" is also the split's group (one video).
+EXTRACTION_META = ("confidence", "engine", "score", "link", "document")
+
+
+def read_extracted(path: Path, name: str, source: Source) -> Iterator[Item]:
+    """A media stage's records (data/interim/media/): JSON Lines whose `origin` names the scan page and line or
+    the document's sentences; that origin replaces the file:line one, and the engine's measures go to meta."""
+    for item in read_jsonl(path, name, source):
+        if isinstance(item, Row):
+            fields = dict(item.fields)
+            origin = fields.pop("origin", None)
+            meta = {key: fields.pop(key) for key in EXTRACTION_META if key in fields}
+            yield Row(origin if isinstance(origin, str) and origin else item.origin, fields, meta or None)
+        elif isinstance(item, Header):
+            yield Header(item.file, tuple(column for column in item.columns
+                                          if column != "origin" and column not in EXTRACTION_META))
+        else:
+            yield item
+
+
 def read_jsonl(path: Path, name: str, source: Source) -> Iterator[Item]:
     """One JSON object per line; a broken line is a reject, blank lines are not rows.
 

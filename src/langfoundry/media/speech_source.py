@@ -1,0 +1,126 @@
+"""An audio source (media: audio) through the speech path: each recording decoded to a 16 kHz mono WAV, checked,
+transcribed; text records for ingest, clips for the speech manifests, the unsure and the rejected for people.
+
+A recording's transcript is a text file beside it with the same name (interview.wav and interview.txt) when
+there is one, and otherwise what the ASR model heard. The text records take the model's segments (each one
+with its time span and confidence), so a recording's text trains the language model either way; the
+manifests pair each clip with the human transcript where one exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from langfoundry.core.config import AudioParams, Source, acquired_dir
+from langfoundry.core.errors import UserError
+from langfoundry.data.readers.encoding import read_text
+from langfoundry.media.audio import AudioReject, QualityLimits, convert_audio
+from langfoundry.media.speech_manifests import SpeechClip
+from langfoundry.media.video import format_timestamp
+
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".amr", ".aif", ".aiff",
+                            ".mp4", ".mkv", ".webm", ".mov"})
+
+
+@dataclass
+class SpeechCounts:
+    files: int = 0
+    converted: int = 0
+    audio_seconds: float = 0.0
+    segments: int = 0
+    kept: int = 0  # segments that became records
+    review: int = 0  # segments under the confidence bound
+    human_transcripts: int = 0
+    rejected: Counter = field(default_factory=Counter)  # reason -> files
+    failed_checks: Counter = field(default_factory=Counter)  # check -> clips (kept out of the manifests)
+    notes: Counter = field(default_factory=Counter)  # e.g. low_sample_rate: upsampled, kept
+
+    def as_metrics(self) -> dict[str, Any]:
+        return {"files": self.files, "converted": self.converted, "audio_minutes": round(self.audio_seconds / 60, 3),
+                "segments": self.segments, "kept": self.kept, "review": self.review,
+                "human_transcripts": self.human_transcripts, "rejected": dict(sorted(self.rejected.items())),
+                "failed_checks": dict(sorted(self.failed_checks.items())), "notes": dict(sorted(self.notes.items()))}
+
+
+def limits_of(settings: AudioParams) -> QualityLimits:
+    return QualityLimits(min_seconds=settings.min_seconds, max_seconds=settings.max_seconds,
+                         max_silence_share=settings.max_silence_share, max_clipping_share=settings.max_clipping_share,
+                         min_snr_db=settings.min_snr_db)
+
+
+def audio_files(source: Source, root: Path) -> list[Path]:
+    where = root / (source.path if source.path is not None else acquired_dir(source.id))
+    if where.is_file():
+        return [where]
+    if not where.is_dir():
+        hint = "run `dvc repro acquire` first" if source.path is None else "fix the path in sources.yaml"
+        raise UserError(f"sources.yaml: source {source.id!r}: {where.relative_to(root).as_posix()} does not exist; {hint}")
+    files = sorted(path for path in where.rglob("*") if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
+                   and not any(part.startswith(".") for part in path.relative_to(where).parts))
+    if not files:
+        raise UserError(f"sources.yaml: source {source.id!r}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) "
+                        f"in {where.relative_to(root).as_posix()}")
+    return files
+
+
+def human_transcript(recording: Path) -> str | None:
+    """interview.txt beside interview.wav: the whole transcript, one line or several, as people wrote it."""
+    sidecar = recording.with_suffix(".txt")
+    if not sidecar.is_file():
+        return None
+    text = " ".join(read_text(sidecar, "utf-8", sidecar.name).split())
+    return text or None
+
+
+def speech_source(source: Source, transcriber, settings: AudioParams, min_avg_logprob: float, root: Path,
+                  wav_folder: Path, records: IO[str], review: IO[str]) -> tuple[SpeechCounts, list[SpeechClip]]:
+    """Every recording of a source: records and review lines (JSON Lines) written, the clips for the manifests
+    returned. transcriber(wav_path) -> segments (langfoundry.media.asr.Segment), loaded only if a file converts."""
+    counts = SpeechCounts()
+    clips: list[SpeechClip] = []
+    limits = limits_of(settings)
+    for path in audio_files(source, root):
+        counts.files += 1
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        wav = wav_folder / source.id / f"{path.relative_to(root).with_suffix('').as_posix().replace('/', '__')}.wav"
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        converted = convert_audio(path, wav, target_lufs=settings.target_lufs, max_file_seconds=settings.max_file_seconds,
+                                  low_sample_rate=settings.low_sample_rate)
+        if isinstance(converted, AudioReject):
+            counts.rejected[converted.reason] += 1
+            review.write(json.dumps({"source": source.id, "origin": shown, "reason": converted.reason,
+                                     "detail": converted.detail}, ensure_ascii=False) + "\n")
+            continue
+        counts.converted += 1
+        counts.audio_seconds += converted.measures.duration_seconds
+        for note in converted.notes:
+            counts.notes[note.split(":", 1)[0]] += 1
+        segments = transcriber(wav)
+        recording = f"{source.id}:{shown}"
+        heard = []
+        for segment in segments:
+            counts.segments += 1
+            origin = f"{shown}#t={format_timestamp(segment.start)}-{format_timestamp(segment.end)}"
+            row = {"text": segment.text.strip(), "origin": origin, "document": recording,
+                   "confidence": round(segment.avg_logprob, 4), "engine": "asr"}
+            if not row["text"]:
+                continue
+            if segment.avg_logprob >= min_avg_logprob:
+                counts.kept += 1
+                heard.append(row["text"])
+                records.write(json.dumps(row, ensure_ascii=False) + "\n")
+            else:
+                counts.review += 1
+                review.write(json.dumps({"source": source.id, "reason": "low_confidence", **row}, ensure_ascii=False) + "\n")
+        transcript = human_transcript(path)
+        counts.human_transcripts += transcript is not None
+        clip = SpeechClip.from_converted(converted, transcript or " ".join(heard), recording, source.lang,
+                                         source.speaker, 1 if source.speaker else None, limits)
+        for check in clip.failed_checks:
+            counts.failed_checks[check] += 1
+        clips.append(clip)
+    return counts, clips
