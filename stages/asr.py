@@ -80,6 +80,7 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
                   f"({counts.audio_seconds / 60:.1f} min), {counts.segments} segments: {counts.kept} kept, "
                   f"{counts.review} to review"
                   + (f"; refused: {refused}" if refused else ""))
+    shutil.rmtree(paths.speech / "audio" / ".scratch", ignore_errors=True)  # data sets' rows, each written while read
     (folder / "sources.json").write_text(json.dumps({source_id: counts["kept"] for source_id, counts in
                                                      metrics["sources"].items()}, indent=2, sort_keys=True) + "\n")
     settings = params.media.asr

@@ -122,3 +122,36 @@ def test_without_audio_sources_no_model_is_loaded(tmp_path, capsys):
     assert metrics["sources"] == {} and metrics["manifests"]["asr"] == {"train": 0, "val": 0, "test": 0}
     assert "no source has media: audio" in capsys.readouterr().out
     assert (tmp_path / "data" / "speech" / "asr" / "train.jsonl").read_text() == ""
+
+
+def test_a_hugging_face_audio_data_set_goes_through_the_same_path(tmp_path):
+    import datasets
+
+    from langfoundry.data.acquire import acquire_sources
+
+    for name, sentence in SENTENCES.items():
+        synthesize_speech(sentence, tmp_path / f"{name}.wav", voice="id")
+    names = list(SENTENCES)
+    saved = datasets.Dataset.from_dict({"audio": [str(tmp_path / f"{name}.wav") for name in names],
+                                        "sentence": [SENTENCES[name] for name in names]})
+    saved.cast_column("audio", datasets.Audio(sampling_rate=16000)).save_to_disk(str(tmp_path / "project" / "cv"))
+    root = tmp_path / "project"
+    source = {"id": "cv-id", "kind": "transcription", "lang": "id", "media": "audio",
+              "columns": {"media": "audio", "text": "sentence"}, "acquire": {"huggingface": {"dataset": "cv"}}}
+    (root / "sources.yaml").write_text(yaml.safe_dump({"sources": [source]}), encoding="utf-8")
+    acquire_sources(load_sources(root / "sources.yaml").sources, root)
+    params = load_params(REPO / "params.yaml")
+    tiny = build_tiny_whisper(tmp_path / "tiny-whisper", seed=3)
+    media = params.media.model_copy(update={"asr": params.media.asr.model_copy(
+        update={"model": str(tiny), "revision": None, "min_avg_logprob": -1000.0})})
+    paths = params.paths.under(root)
+    metrics = stage_main()(params.model_copy(update={"media": media}), paths)
+
+    counts = metrics["sources"]["cv-id"]
+    assert (counts["files"], counts["converted"], counts["human_transcripts"]) == (3, 3, 3)
+    rows = [row for split in ("train", "val", "test") for row in read_lines(paths.speech / "asr" / f"{split}.jsonl")]
+    assert sorted(row["text"] for row in rows) == sorted(SENTENCES.values())  # the data set's own transcripts
+    records = read_lines(paths.media / "asr" / "cv-id.jsonl")
+    assert {record["origin"].split("&t=")[0] for record in records} <= {
+        f"data/raw/acquired/cv-id/data.parquet#{index}" for index in range(3)}
+    assert not (paths.speech / "audio" / ".scratch" / "row.wav").exists()

@@ -270,3 +270,25 @@ def test_a_video_gives_one_reading_per_slide_its_subtitles_and_one_split_group(t
     assert len(rows) == len(records) == 8
     assert {group_key(row["kind"], row["source"], row["text"], row["meta"]) for row in rows} \
         == {"doc:pelajaran:video:lesson.mp4"}  # frames and cues of one video: one split group
+
+
+def test_acquire_fetches_listed_videos_with_yt_dlp_and_a_dead_link_is_one_line(tmp_path):
+    from langfoundry.media.video import write_video
+
+    lessons = tmp_path / "elsewhere"
+    lessons.mkdir()
+    write_video([slide(lines) for lines in SLIDES for _ in range(4)], lessons / "lesson-1.mp4", fps=2)
+    source = {"id": "kelas", "kind": "ocr", "lang": "id", "media": "video",
+              "acquire": {"videos": {"urls": [(lessons / "lesson-1.mp4").as_uri()]}}}
+    project(tmp_path, [source])
+    acquire_sources(load_sources(tmp_path / "sources.yaml").sources, tmp_path)
+    fetched = tmp_path / "data" / "raw" / "acquired" / "kelas" / "lesson-1.mp4"
+    assert fetched.read_bytes() == (lessons / "lesson-1.mp4").read_bytes()
+    provenance = json.loads((fetched.parent / "ACQUIRED.json").read_text())
+    assert provenance["files"]["lesson-1.mp4"]["sha256"] == hashlib.sha256(fetched.read_bytes()).hexdigest()
+
+    source["acquire"]["videos"]["urls"] = [(lessons / "missing.mp4").as_uri()]
+    project(tmp_path, [source])
+    with pytest.raises(UserError, match=r"source 'kelas'.*: cannot fetch file://.*missing\.mp4 \(.*\); check the URL") as error:
+        acquire_sources(load_sources(tmp_path / "sources.yaml").sources, tmp_path)
+    assert "\n" not in str(error.value)

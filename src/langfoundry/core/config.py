@@ -25,6 +25,7 @@ from langfoundry.core.source_config import (  # noqa: F401  (re-exported: caller
     Source,
     Sources,
     UrlSpec,
+    VideosSpec,
     acquired_dir,
     media_records,
     source_inputs,

@@ -43,6 +43,12 @@ class RenderSpec(Strict):
     seed: int = 0
 
 
+class VideosSpec(Strict):
+    """Videos fetched by yt-dlp (any site it supports, or file:// URLs), with their subtitles in the source's language."""
+    urls: list[str] = Field(min_length=1)
+    format: str = "mp4/best"  # yt-dlp's format selector
+
+
 class FeedbackSpec(Strict):
     """The serving database (langfoundry serve): corrections become training examples."""
     database: str = Field(pattern=r"^[a-z][a-z0-9+]*://")  # sqlite:///data/serve/langfoundry.db, postgresql://...
@@ -55,12 +61,14 @@ class AcquireSpec(Strict):
     url: UrlSpec | None = None
     feedback: FeedbackSpec | None = None
     render: RenderSpec | None = None
+    videos: VideosSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> AcquireSpec:
-        given = [name for name in ("package", "huggingface", "url", "feedback", "render") if getattr(self, name) is not None]
+        kinds = ("package", "huggingface", "url", "feedback", "render", "videos")
+        given = [name for name in kinds if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of package, huggingface, url, feedback, render (got {given or 'none'})")
+            raise ValueError(f"give exactly one of {', '.join(kinds)} (got {given or 'none'})")
         return self
 
 

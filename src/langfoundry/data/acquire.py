@@ -17,7 +17,16 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from langfoundry.core.config import ACQUIRED_DIR, HuggingFaceSpec, PackageSpec, RenderSpec, Source, UrlSpec, acquired_dir
+from langfoundry.core.config import (
+    ACQUIRED_DIR,
+    HuggingFaceSpec,
+    PackageSpec,
+    RenderSpec,
+    Source,
+    UrlSpec,
+    VideosSpec,
+    acquired_dir,
+)
 from langfoundry.core.errors import UserError
 from langfoundry.data.feedback import snapshot_feedback
 from langfoundry.data.readers import PROVENANCE_FILE
@@ -160,6 +169,23 @@ def render_pages(spec: RenderSpec, dest: Path) -> None:
     render_dictionary_pdf(dest / "pages.pdf", spec.entries, spec.lines_per_page, spec.seed)
 
 
+def fetch_videos(source: Source, spec: VideosSpec, dest: Path) -> None:
+    """Each URL through yt-dlp into dest as <id>.<ext>, with its subtitles in the source's language beside it
+    (<id>.<lang>.vtt), which the ocr stage reads with the video."""
+    import yt_dlp  # only a videos source pays for it
+
+    options = {"outtmpl": str(dest / "%(id)s.%(ext)s"), "format": spec.format, "quiet": True, "no_warnings": True,
+               "noprogress": True, "enable_file_urls": True, "writesubtitles": True,
+               "subtitleslangs": [source.lang.split("-")[0]], "subtitlesformat": "vtt/srt/best"}
+    with yt_dlp.YoutubeDL(options) as downloader:
+        for url in spec.urls:
+            try:
+                downloader.download([url])
+            except yt_dlp.utils.DownloadError as err:
+                raise UserError(f"{_where(source)}: cannot fetch {url} ({one_line(err).removeprefix('ERROR: ')}); "
+                                f"check the URL and the network, or put the file under data/raw/ and give its path") from None
+
+
 def provenance(source: Source, directory: Path) -> dict:
     assert source.acquire is not None
     files = sorted(path for path in directory.iterdir() if path.name != PROVENANCE_FILE)
@@ -223,6 +249,8 @@ def acquire_source(source: Source, root: Path, hf_cache_dir: str | None = None,
             fetch_url(source, spec.url, staging)
         elif spec.render is not None:
             render_pages(spec.render, staging)
+        elif spec.videos is not None:
+            fetch_videos(source, spec.videos, staging)
         elif spec.feedback is not None:
             queue = snapshot_feedback(source, spec.feedback, staging)
             if review_queue is not None:

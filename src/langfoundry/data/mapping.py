@@ -129,10 +129,12 @@ class SourceMapper:
         if source.pivot_lang is None:
             optional = tuple(name for name in optional if name not in PIVOT_FIELDS)
         fallback = FORMAT_COLUMNS.get(fmt, {})
-        column = lambda name: source.columns.get(name) or fallback.get(name, name)  # noqa: E731
+        # a media stage's records name their fields as records do; the source's columns were for its raw files
+        columns = {} if fmt == "media" else source.columns
+        column = lambda name: columns.get(name) or fallback.get(name, name)  # noqa: E731
         self.required = {name: column(name) for name in required}
         self.optional = {name: column(name) for name in optional}
-        self.must_exist = dict(self.required, **{name: column(name) for name in optional if name in source.columns})
+        self.must_exist = dict(self.required, **{name: column(name) for name in optional if name in columns})
 
     def check_header(self, header: Header) -> tuple[str, ...]:
         """Stop on a mapped column the file lacks (a typo or the wrong file) or has twice (which one is

@@ -4,13 +4,16 @@ transcribed; text records for ingest, clips for the speech manifests, the unsure
 A recording's transcript is a text file beside it with the same name (interview.wav and interview.txt) when
 there is one, and otherwise what the ASR model heard. The text records take the model's segments (each one
 with its time span and confidence), so a recording's text trains the language model either way; the
-manifests pair each clip with the human transcript where one exists.
+manifests pair each clip with the human transcript where one exists. A Hugging Face audio data set (acquire
+saves it as data.parquet, its Audio column as {bytes, path}) goes the same way, row by row: columns.media names
+the audio column ("audio" by default) and columns.text the transcript column.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +27,16 @@ from langfoundry.media.video import format_timestamp
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".amr", ".aif", ".aiff",
                             ".mp4", ".mkv", ".webm", ".mov"})
+DATASET_SUFFIX = ".parquet"  # a Hugging Face audio data set as acquire saves it: an Audio column of {bytes, path}
+DATASET_BATCH_ROWS = 32  # rows of a data set read at a time: each holds a whole recording's bytes
+
+
+@dataclass(frozen=True)
+class Recording:
+    origin: str  # "data/raw/rekaman/pasar.wav", or "data/raw/acquired/cv/data.parquet#12" for a data set's row
+    file: Path | None  # what to decode; None: the row holds no audio
+    transcript: str | None  # what a person wrote, where there is one
+    wav_name: str  # the WAV's file name under data/speech/audio/<source>/
 
 
 @dataclass
@@ -59,12 +72,53 @@ def audio_files(source: Source, root: Path) -> list[Path]:
     if not where.is_dir():
         hint = "run `dvc repro acquire` first" if source.path is None else "fix the path in sources.yaml"
         raise UserError(f"sources.yaml: source {source.id!r}: {where.relative_to(root).as_posix()} does not exist; {hint}")
-    files = sorted(path for path in where.rglob("*") if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
+    files = sorted(path for path in where.rglob("*") if path.is_file()
+                   and path.suffix.lower() in AUDIO_SUFFIXES | {DATASET_SUFFIX}
                    and not any(part.startswith(".") for part in path.relative_to(where).parts))
     if not files:
         raise UserError(f"sources.yaml: source {source.id!r}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) "
-                        f"in {where.relative_to(root).as_posix()}")
+                        f"or {DATASET_SUFFIX} data sets in {where.relative_to(root).as_posix()}")
     return files
+
+
+def recordings(source: Source, root: Path, scratch: Path) -> Iterator[Recording]:
+    """Every recording of a source: its audio files, and the rows of its data sets (each row's audio written to
+    scratch while it is processed, then removed)."""
+    for path in audio_files(source, root):
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        name = shown.removesuffix(path.suffix).replace("/", "__")
+        if path.suffix.lower() != DATASET_SUFFIX:
+            yield Recording(shown, path, human_transcript(path), f"{name}.wav")
+            continue
+        yield from _dataset_rows(source, path, shown, name, scratch)
+
+
+def _dataset_rows(source: Source, path: Path, shown: str, name: str, scratch: Path) -> Iterator[Recording]:
+    import pyarrow.parquet as pq
+
+    audio_column, text_column = source.columns.get("media", "audio"), source.columns.get("text")
+    table = pq.ParquetFile(path)
+    present = table.schema_arrow.names
+    for wanted, field_name, holds in ((audio_column, "media", "audio"), (text_column, "text", "transcript")):
+        if wanted is not None and wanted not in present:
+            raise UserError(f"{shown}: no column {wanted!r} (its columns: {', '.join(present)}); set columns.{field_name} "
+                            f"of source {source.id!r} in sources.yaml to the {holds} column")
+    scratch.mkdir(parents=True, exist_ok=True)
+    index = 0
+    for batch in table.iter_batches(batch_size=DATASET_BATCH_ROWS, columns=[c for c in (audio_column, text_column) if c]):
+        for row in batch.to_pylist():
+            cell, text = row[audio_column], row.get(text_column) if text_column else None
+            audio = cell.get("bytes") if isinstance(cell, dict) else None
+            transcript = " ".join(text.split()) if isinstance(text, str) and text.strip() else None
+            if not audio:
+                yield Recording(f"{shown}#{index}", None, transcript, f"{name}__{index}.wav")
+            else:
+                suffix = Path(cell.get("path") or "audio.wav").suffix or ".wav"
+                file = scratch / f"row{suffix}"
+                file.write_bytes(audio)
+                yield Recording(f"{shown}#{index}", file, transcript, f"{name}__{index}.wav")
+                file.unlink(missing_ok=True)
+            index += 1
 
 
 def human_transcript(recording: Path) -> str | None:
@@ -83,13 +137,15 @@ def speech_source(source: Source, transcriber, settings: AudioParams, min_avg_lo
     counts = SpeechCounts()
     clips: list[SpeechClip] = []
     limits = limits_of(settings)
-    for path in audio_files(source, root):
+    for item in recordings(source, root, wav_folder / ".scratch"):
         counts.files += 1
-        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-        wav = wav_folder / source.id / f"{path.relative_to(root).with_suffix('').as_posix().replace('/', '__')}.wav"
+        shown = item.origin
+        wav = wav_folder / source.id / item.wav_name
         wav.parent.mkdir(parents=True, exist_ok=True)
-        converted = convert_audio(path, wav, target_lufs=settings.target_lufs, max_file_seconds=settings.max_file_seconds,
-                                  low_sample_rate=settings.low_sample_rate)
+        converted = AudioReject(shown, "no_audio", "the row holds no audio bytes; check the data set's audio column") \
+            if item.file is None else convert_audio(item.file, wav, target_lufs=settings.target_lufs,
+                                                    max_file_seconds=settings.max_file_seconds,
+                                                    low_sample_rate=settings.low_sample_rate)
         if isinstance(converted, AudioReject):
             counts.rejected[converted.reason] += 1
             review.write(json.dumps({"source": source.id, "origin": shown, "reason": converted.reason,
@@ -104,7 +160,8 @@ def speech_source(source: Source, transcriber, settings: AudioParams, min_avg_lo
         heard = []
         for segment in segments:
             counts.segments += 1
-            origin = f"{shown}#t={format_timestamp(segment.start)}-{format_timestamp(segment.end)}"
+            span = f"t={format_timestamp(segment.start)}-{format_timestamp(segment.end)}"
+            origin = f"{shown}&{span}" if "#" in shown else f"{shown}#{span}"  # a data set's row: file#row&t=...
             row = {"text": segment.text.strip(), "origin": origin, "document": recording,
                    "confidence": round(segment.avg_logprob, 4), "engine": "asr"}
             if not row["text"]:
@@ -116,7 +173,7 @@ def speech_source(source: Source, transcriber, settings: AudioParams, min_avg_lo
             else:
                 counts.review += 1
                 review.write(json.dumps({"source": source.id, "reason": "low_confidence", **row}, ensure_ascii=False) + "\n")
-        transcript = human_transcript(path)
+        transcript = item.transcript
         counts.human_transcripts += transcript is not None
         clip = SpeechClip.from_converted(converted, transcript or " ".join(heard), recording, source.lang,
                                          source.speaker, 1 if source.speaker else None, limits)
