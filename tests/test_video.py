@@ -3,6 +3,7 @@ Tesseract reads back from a kept frame, and every bad file ending as a reject wi
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
 from pathlib import Path
@@ -138,6 +139,26 @@ def test_near_duplicates_are_compared_with_the_last_kept_frame(slides) -> None:
     assert [frame.index for frame in kept] == [0, 2, 3] and dropped == 1  # slide 1 again after slide 2: kept
     kept_all, dropped_none = drop_near_duplicates(sequence, similarity_threshold=1.01)
     assert len(kept_all) == 4 and dropped_none == 0
+
+
+def text_slide(lines: list[str]) -> Image.Image:
+    image = Image.new("RGB", (640, 240), "white")
+    draw = ImageDraw.Draw(image)
+    for row, line in enumerate(lines):
+        draw.text((24, 24 + 48 * row), line, font=ImageFont.truetype(str(noto_font("Latn")), 32), fill="black")
+    return image
+
+
+def test_two_text_slides_that_hash_alike_are_both_kept_and_a_recompressed_one_is_not() -> None:
+    two, three = text_slide(["Pelajaran dua", "Terima kasih banyak"]), text_slide(["Pelajaran tiga", "Sampai jumpa lagi"])
+    buffer = io.BytesIO()
+    two.save(buffer, format="JPEG", quality=40)
+    two_again = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    # the hash alone would call the second slide a copy of the first: same layout, other words
+    assert hash_similarity(perceptual_hash(two), perceptual_hash(three)) >= DEFAULT_SIMILARITY
+    frames = [VideoFrame("x.mp4", index, float(index), image) for index, image in enumerate([two, two_again, three])]
+    kept, dropped = drop_near_duplicates(frames)
+    assert [frame.index for frame in kept] == [0, 2] and dropped == 1
 
 
 @pytest.mark.skipif(shutil.which("tesseract") is None, reason="the tesseract binary is absent (apt-get install -y tesseract-ocr)")
