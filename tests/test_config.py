@@ -27,7 +27,9 @@ def test_repository_params_and_sources_are_valid() -> None:
     params = load_params(REPO / "params.yaml")
     assert params.base.trust_remote_code is False
     sources = load_sources(REPO / "sources.yaml").sources
-    assert [(s.id, s.planned) for s in sources] == [("banyumasan-dictionary", False), ("user-corrections", True)]
+    assert [(s.id, s.media, s.planned) for s in sources] == [("banyumasan-dictionary", None, False),
+                                                              ("banyumasan-scans", "scans", False),
+                                                              ("user-corrections", None, True)]
 
 
 @pytest.mark.parametrize(

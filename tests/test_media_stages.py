@@ -148,7 +148,7 @@ def test_a_scans_folder_without_images_and_a_missing_ocr_output_are_one_line_err
     ({"media": "documents", "path": "a.txt"}, "media: documents needs path .* and pivot_path"),
     ({"separator": ":", "path": "a.csv"}, "separator splits OCR lines: it needs media: scans or video"),
     ({"media": "scans", "separator": "", "path": "scans"}, "separator must not be empty"),
-    ({"media": "audio", "path": "a.wav"}, "media"),
+    ({"media": "scan", "path": "scans"}, "media"),  # scans, video, audio or documents
 ])
 def test_media_declarations_that_cannot_work_are_refused(extra, message):
     source = {"id": "s", "kind": "parallel", "lang": "jv-x-banyumas", "pivot_lang": "id", **extra}

@@ -13,7 +13,7 @@ from repo_copy import TINY_PARAMS, copy_repo, override_params, run
 
 pytestmark = pytest.mark.slow
 
-DATA_STAGES = ["acquire", "ingest", "clean", "dedup", "split", "format"]
+DATA_STAGES = ["acquire", "ocr", "asr", "align", "ingest", "clean", "dedup", "split", "format"]
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +75,14 @@ def _digests(repo: Path, paths: list[str]) -> dict[str, str]:
 
 def test_data_stages_are_byte_identical_across_runs(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
-    outputs = ["data/raw/acquired", "data/interim", "data/processed", "metrics/ingest.json",
-               "metrics/clean.json", "metrics/dedup.json", "metrics/split.json", "metrics/format.json"]
+    outputs = ["data/raw/acquired", "data/interim", "data/processed", "data/speech", "reports/ocr_review",
+               "metrics/ocr.json", "metrics/align.json", "metrics/ingest.json", "metrics/clean.json", "metrics/dedup.json",
+               "metrics/split.json", "metrics/format.json"]
     runs = []
     for _ in range(2):
         for stage in DATA_STAGES:
             run(["python", f"stages/{stage}.py"], repo)
         runs.append(_digests(repo, outputs))
-        subprocess.run(["rm", "-rf", "data/raw/acquired", "data/interim", "data/processed"], cwd=repo, check=True)
+        subprocess.run(["rm", "-rf", "data/raw/acquired", "data/interim", "data/processed", "data/speech",
+                        "reports/ocr_review"], cwd=repo, check=True)
     assert runs[0] and runs[0] == runs[1]

@@ -156,7 +156,7 @@ def test_preference_json_counts_every_reviewers_current_judgments(project) -> No
 def write_params(params: Params) -> Path:
     """A params.yaml whose paths point at the test project (the CLI loads a file)."""
     path = params.paths.reports.parent / "params.yaml"
-    layout = "".join(f"  {name}: {value}\n" for name, value in params.paths if name != "acquired")
+    layout = "".join(f"  {name}: {value}\n" for name, value in params.paths if name not in ("acquired", "media"))
     path.write_text(f"paths:\n{layout}", encoding="utf-8")
     return path
 
