@@ -5,10 +5,13 @@ Usage: python benchmarks/bench_gates.py [--rows 2000000] [--batch-rows 100000] [
 Writes a clean-like record table (sorted by id, as the stage writes it) with pyarrow, then runs the
 clean gate on it in a fresh process per way, and prints each way's wall time and peak memory: the
 process's own ru_maxrss (importing Great Expectations included) and the peak proportional set size
-of the process with its workers (the per-source measures run on all cores), sampled every 0.1 s;
-and its CPU time with its workers', steadier than wall time on a shared machine:
+of the process with its workers, sampled every 0.1 s; and its CPU time with its workers', steadier
+than wall time on a shared machine. There is no clean stage here to hand over the measures of the
+kept rows, so the per-source table is measured from the file (on all cores), as a gate does for a
+table a stage did not measure:
 
-- streamed: langfoundry.gates.streamed.clean_gate_tables, validated batch_rows rows at a time;
+- streamed: langfoundry.gates.streamed.clean_gate_tables, validated batch_rows rows at a time, the
+  batches in parallel processes when there are two or more per core;
 - whole (with --whole): the table read into memory and validated in one batch, as the gates did
   before they streamed.
 

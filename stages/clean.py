@@ -2,13 +2,14 @@
 
 import pyarrow.parquet as pq
 
-from langfoundry.clean.driver import clean_metrics, clean_parquet
+from langfoundry.clean.driver import clean_files, clean_metrics
 from langfoundry.core.config import Params, PathsParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import load_inventory
 from langfoundry.core.records import require_record_columns
 from langfoundry.core.stage import run_stage
 from langfoundry.core.storage import write_metrics
+from langfoundry.gates.early import early_gate
 from langfoundry.gates.gate import gate as run_gate
 from langfoundry.gates.streamed import clean_gate_tables
 
@@ -20,14 +21,17 @@ def main(params: Params, paths: PathsParams | None = None, gate: bool = True) ->
     if not paths.ingested.exists():
         raise UserError(f"{paths.ingested}: not found; run the ingest stage first (dvc repro ingest)")
     require_record_columns(pq.read_schema(paths.ingested), str(paths.ingested), "the ingest stage (dvc repro ingest)")
-    # Streamed in batches over all cores rather than read whole: the ingested table can be large.
-    counts = clean_parquet(paths.ingested, paths.clean, paths.clean_rejects, params.clean, scripts,
-                           where=str(paths.ingested))
-    metrics = write_metrics(paths.metric("clean"), clean_metrics(counts))
-    print(f"clean: {metrics['rows.in']} in, {metrics['rows.kept']} kept, {metrics['rows.rejected']} rejected")
-    if gate:
-        tables = clean_gate_tables(paths.ingested, paths.clean, paths.clean_rejects, scripts, params.quality)
-        run_gate("clean", tables, params, inventory, paths)
+    with early_gate(gate) as early:  # Great Expectations imports in a process of its own while clean works
+        # Streamed in batches over all cores rather than read whole: the ingested table can be large.
+        outcome = clean_files(paths.ingested, paths.clean, paths.clean_rejects, params.clean, scripts,
+                              where=str(paths.ingested))
+        metrics = write_metrics(paths.metric("clean"), clean_metrics(outcome.counts))
+        print(f"clean: {metrics['rows.in']} in, {metrics['rows.kept']} kept, {metrics['rows.rejected']} rejected")
+        if early is not None:
+            # the per-source table from what the filters measured: no second pass over the texts
+            tables = clean_gate_tables(paths.ingested, paths.clean, paths.clean_rejects, scripts, params.quality,
+                                       tally=outcome.sources)
+            run_gate("clean", tables, params, inventory, paths, early)
     return metrics
 
 

@@ -6,22 +6,24 @@ from langfoundry.core.records import read_records
 from langfoundry.core.stage import run_stage
 from langfoundry.core.storage import write_jsonl, write_metrics
 from langfoundry.data.chat import format_metrics, format_records
+from langfoundry.gates.early import early_gate
 from langfoundry.gates.gate import gate as run_gate
 from langfoundry.gates.streamed import processed_gate_tables
 
 
 def main(params: Params, paths: PathsParams | None = None, gate: bool = True) -> dict:
     paths = paths or params.paths
-    table = read_records(paths.split, made_by="split")
-    result = format_records(table, params.format, params.seed, where=str(paths.split))
-    for split, examples in result.examples.items():
-        write_jsonl(examples, paths.split_file(split))
-    metrics = write_metrics(paths.metric("format"), format_metrics(result))
-    print(" ".join(f"{split}={metrics[f'{split}.examples']}" for split in result.examples))
-    if gate:  # every example is a well-formed chat; the gate names the origin of any that is not
-        files = {split: paths.split_file(split) for split in result.examples}
-        with processed_gate_tables(files, paths.split) as tables:
-            run_gate("processed", tables, params, load_inventory(paths.inventory), paths)
+    with early_gate(gate) as early:  # Great Expectations imports in a process of its own while format works
+        table = read_records(paths.split, made_by="split")
+        result = format_records(table, params.format, params.seed, where=str(paths.split))
+        for split, examples in result.examples.items():
+            write_jsonl(examples, paths.split_file(split))
+        metrics = write_metrics(paths.metric("format"), format_metrics(result))
+        print(" ".join(f"{split}={metrics[f'{split}.examples']}" for split in result.examples))
+        if early is not None:  # every example is a well-formed chat; the gate names the origin of any that is not
+            files = {split: paths.split_file(split) for split in result.examples}
+            with processed_gate_tables(files, paths.split) as tables:
+                run_gate("processed", tables, params, load_inventory(paths.inventory), paths, early)
     return metrics
 
 

@@ -42,6 +42,16 @@ def segment_sums(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
+def segment_sums_of(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per segment [offsets[i], offsets[i+1]), the sum of the values (bytes)."""
+    lengths = np.diff(offsets)
+    out = np.zeros(len(lengths), dtype=np.int64)
+    filled = np.flatnonzero(lengths > 0)
+    if len(filled):
+        out[filled] = np.add.reduceat(values, offsets[:-1][filled], dtype=np.int64)
+    return out
+
+
 class Latin1Texts:
     """Texts (all Latin-1) as one byte per character, back to back, with per-text offsets."""
 

@@ -3,8 +3,10 @@
 clean_batch does one batch: it normalises each side (text, pivot_text, and the language text inside
 meta), replaces personal data with placeholders (langfoundry.clean.pii), and asks the filters
 (langfoundry.clean.filters) which rows to reject. Rows of plain Latin-1 text are already normal and
-hold no personal data, so they stay in Arrow untouched. clean_parquet streams a file through worker
-processes in batches; clean_metrics sums the counts for metrics/clean.json.
+hold no personal data, so they stay in Arrow untouched. clean_files streams a file through worker
+processes in batches; clean_metrics sums the counts for metrics/clean.json. Each batch also tallies,
+per source, its rows in, kept and rejected and the measures of its kept rows that the clean gate
+checks (measures.SourceTally), from the counts the filters took: the gate reads no text again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 
 from langfoundry.clean import columnar
 from langfoundry.clean.filters import FILTER_NAMES, SIDES, first_failures
-from langfoundry.clean.measures import BatchSide
+from langfoundry.clean.measures import BatchSide, SourceTally, count_sources, kept_measures
 from langfoundry.clean.pii import PII_TYPES, scrub_pii
 from langfoundry.core.config import CleanParams
 from langfoundry.core.errors import UserError
@@ -140,6 +142,29 @@ def _reject_table(table: pa.Table, failures: list[tuple[str, str] | None]) -> pa
 def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],
                 where: str = "data/interim/ingested.parquet") -> tuple[pa.Table, pa.Table, Counter]:
     """Normalise, scrub and filter one batch of records: (kept, rejects, counts)."""
+    return _clean_batch(batch, params, scripts, where)[:3]
+
+
+def _source_tally(table: pa.Table, kept_table: pa.Table, kept: list[int], langs: list[str],
+                  pivot_langs: list[str | None], sides: Mapping[str, BatchSide], scripts: Mapping[str, str]) -> SourceTally:
+    """The batch's rows per source in, kept and rejected, and its kept rows' measures (those the
+    filters took: measures() returns them again for the same scripts)."""
+    tally = SourceTally(scripts)
+    tally.rows_in.update(count_sources(table.column("source")))
+    tally.kept.update(count_sources(kept_table.column("source")))
+    tally.rejected.update(tally.rows_in - tally.kept)
+    if kept_table.num_rows:
+        rows = np.array(kept, dtype=np.int64)
+        side_scripts = {"text": [scripts[lang] for lang in langs],
+                        "pivot_text": [scripts[lang] if lang else None for lang in pivot_langs]}
+        measured = {side: sides[side].measures(names).take(rows) for side, names in side_scripts.items()}
+        tally.add_measured(kept_table.column("source"), kept_measures(kept_table, scripts, measured, (sides, rows)))
+    return tally
+
+
+def _clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],
+                 where: str, tally: bool = False) -> tuple[pa.Table, pa.Table, Counter, SourceTally | None]:
+    """clean_batch, and with tally the batch's SourceTally."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     kinds, langs, pivot_langs = (table.column(name).to_pylist() for name in ("kind", "lang", "pivot_lang"))
     unknown = sorted({tag for tag in langs + pivot_langs if tag and tag not in scripts})
@@ -158,7 +183,8 @@ def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: 
         normalised = normalised.set_column(table.schema.get_field_index(name), table.schema.field(name), values)
     kept = [i for i, failure in enumerate(failures) if failure is None]
     kept_table = normalised.take(pa.array(kept, type=pa.int64()))
-    return kept_table, _reject_table(table, failures), _counts(langs, failures, prepare.pii_by_row)
+    sources = _source_tally(table, kept_table, kept, langs, pivot_langs, sides, scripts) if tally else None
+    return kept_table, _reject_table(table, failures), _counts(langs, failures, prepare.pii_by_row), sources
 
 
 def clean_batches(batches: Iterable[pa.Table | pa.RecordBatch], params: CleanParams, scripts: Mapping[str, str],
@@ -182,32 +208,47 @@ def _start_clean_worker(params: CleanParams, scripts: Mapping[str, str], where: 
     _WORKER_SETTINGS = (params, scripts, where)
 
 
-def _clean_in_worker(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table, Counter]:
-    return clean_batch(batch, *_WORKER_SETTINGS)
+def _clean_in_worker(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table, Counter, SourceTally | None]:
+    return _clean_batch(batch, *_WORKER_SETTINGS, tally=True)
 
 
-def clean_parquet(input_path: str | Path, kept_path: str | Path, rejects_path: str | Path, params: CleanParams,
-                  scripts: Mapping[str, str], where: str | None = None, batch_rows: int = CLEAN_BATCH_ROWS,
-                  workers: int | None = None) -> Counter:
+@dataclass
+class CleanOutcome:
+    counts: Counter  # for clean_metrics
+    sources: SourceTally  # per source: rows in, kept, rejected, and the kept rows' measures (the clean gate's)
+
+
+def clean_files(input_path: str | Path, kept_path: str | Path, rejects_path: str | Path, params: CleanParams,
+                scripts: Mapping[str, str], where: str | None = None, batch_rows: int = CLEAN_BATCH_ROWS,
+                workers: int | None = None) -> CleanOutcome:
     """Clean a record file into kept and rejects files, sorted by (id, origin), streaming in batches
-    over `workers` processes (all usable cores by default); returns the counts for clean_metrics.
+    over `workers` processes (all usable cores by default); returns the counts for clean_metrics and
+    the per-source tally for the clean gate.
 
     Memory holds a few batches per worker; the kept rows keep the input's (id, origin) order, so
     they are written straight through, and rejects spill to disk only when they arrive out of order
     and outgrow memory (langfoundry.core.streaming).
     """
     source = open_parquet(input_path)
-    counts: Counter = Counter()
+    outcome = CleanOutcome(Counter(), SourceTally(dict(scripts)))
     settings = (params, dict(scripts), where or str(input_path))
     with SortedParquetWriter(kept_path, source.schema_arrow, ("id", "origin")) as kept, \
             SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin")) as rejects:
         results = ordered_map(_clean_in_worker, source.iter_batches(batch_size=batch_rows),
                               worker_count() if workers is None else workers, _start_clean_worker, settings)
-        for kept_rows, rejected_rows, batch_counts in results:
+        for kept_rows, rejected_rows, batch_counts, batch_sources in results:
             kept.write(kept_rows)
             rejects.write(rejected_rows)
-            counts.update(batch_counts)
-    return counts
+            outcome.counts.update(batch_counts)
+            outcome.sources.merge(batch_sources)
+    return outcome
+
+
+def clean_parquet(input_path: str | Path, kept_path: str | Path, rejects_path: str | Path, params: CleanParams,
+                  scripts: Mapping[str, str], where: str | None = None, batch_rows: int = CLEAN_BATCH_ROWS,
+                  workers: int | None = None) -> Counter:
+    """clean_files, returning only the counts for clean_metrics."""
+    return clean_files(input_path, kept_path, rejects_path, params, scripts, where, batch_rows, workers).counts
 
 
 def clean_metrics(counts: Counter) -> dict[str, Any]:

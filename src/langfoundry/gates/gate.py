@@ -14,19 +14,23 @@ Per-source reject limits differ by source (quality.max_reject_rate_by_source), s
 of the per-source table (`allowed_reject_rate`) rather than a parameter.
 
 The rows table is read and validated in batches (langfoundry.gates.rows, .batches), so a gate needs
-memory for one batch of rows, not for the table; the batches' results are added up into one
-result per suite, which the failure table, the metrics and the Data Docs all show.
+memory for a batch or two of rows per validating process, not for the table; with several batches
+they are validated by several processes at once, one per core (GX_WORKERS at most). The batches'
+results are added up into one result per suite, which the failure table, the metrics and the Data
+Docs all show.
 
 Every gate writes its Data Docs to reports/quality/<suite>/ and its counts of evaluated, passed and
 failed expectations to metrics/quality/<suite>.json, whether it passes or fails; a failure prints
 which expectations failed with up to five offending rows (their origin, file and line) and stops
-the stage with a non-zero exit. Great Expectations is imported inside `validate` only: it takes
-seconds to import and the stages' other work must not pay for it before it is needed.
+the stage with a non-zero exit. Great Expectations takes seconds to import, so the stages' other
+work never waits for it: it is imported inside `validate` only, and a gated stage calls `validate`
+in a process that started importing it when the stage started (langfoundry.gates.early).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
 import logging
 import os
@@ -34,10 +38,11 @@ import re
 import shutil
 import sys
 import time
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -45,11 +50,16 @@ from langfoundry.core.config import Params, PathsParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language
 from langfoundry.core.storage import write_metrics
+from langfoundry.core.streaming import worker_count
 from langfoundry.gates.batches import SHOWN_ROWS, check_batchable, run_batches, table_batches
-from langfoundry.gates.rows import BATCH_ROWS, TableRows
+from langfoundry.gates.rows import BATCH_ROWS, RowStream, TableRows
 from langfoundry.gates.tables import GateTables
 
+if TYPE_CHECKING:  # early imports this module
+    from langfoundry.gates.early import EarlyGate
+
 QUALITY = "quality"  # reports/quality/<suite>/ and metrics/quality/<suite>.json
+GX_WORKERS = 4  # processes validating batches at once: each holds about 450 MB (a batch of BATCH_ROWS records)
 SOURCES_TABLE = "sources"
 # Reports name this run time so that reruns write byte-identical pages (see _settle_pages).
 RUN_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -243,6 +253,41 @@ def _settle_pages(site: Path) -> None:
         page.write_text(html, encoding="utf-8")
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module in sys.modules until something reads from it, then imports it (and
+    gives way to it): for a module imported by a library that seldom uses it."""
+
+    def __getattr__(self, name: str) -> Any:
+        real = self.__dict__.get("_real")
+        if real is None:
+            del sys.modules[self.__name__]
+            real = self.__dict__["_real"] = importlib.import_module(self.__name__)
+        return getattr(real, name)
+
+
+# Imported by Great Expectations for expectations on distributions (KL divergence, KS tests), which
+# a rows table validated batch by batch cannot run; a third of the time it takes to import.
+DEFERRED_IMPORTS = ("scipy.stats",)
+
+
+def import_great_expectations() -> None:
+    """Import Great Expectations (seconds, once per process), quiet: it logs its own bookkeeping at
+    INFO, which would drown a stage's output. DEFERRED_IMPORTS not imported yet are imported when
+    first used instead."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    if "great_expectations" not in sys.modules:
+        for name in DEFERRED_IMPORTS:
+            if name not in sys.modules:
+                sys.modules[name] = _Deferred(name)
+    import great_expectations  # noqa: F401
+
+
+def _validating_workers(rows: RowStream, batch_rows: int) -> int:
+    """Processes to validate the rows in: one per batch, up to the cores (and GX_WORKERS); a single
+    batch is validated here, without the cost of a fork."""
+    return max(1, min(worker_count(), GX_WORKERS, -(-rows.num_rows // batch_rows)))
+
+
 def validate(name: str, tables: GateTables, parameters: Mapping[str, Any], root: Path | str = ".",
              paths: PathsParams | None = None, batch_rows: int = BATCH_ROWS) -> GateResult:
     """Check the tables against expectations/<name>.json; write the report and the metrics; never raise
@@ -259,9 +304,7 @@ def validate(name: str, tables: GateTables, parameters: Mapping[str, Any], root:
         raise UserError(f"{path}: has expectations on the {SOURCES_TABLE} table, which the {name} gate does not build")
     rows = tables.rows if not isinstance(tables.rows, pa.Table) else TableRows(tables.rows, tables.sorted_by)
 
-    # GX logs its own bookkeeping at INFO, which would drown a stage's output.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations  # noqa: F401  (timed on its own: the import is most of a small gate's time)
+    import_great_expectations()  # timed on its own: the import is most of a small gate's time
     from great_expectations.core.run_identifier import RunIdentifier
 
     imported = time.perf_counter()
@@ -276,7 +319,7 @@ def validate(name: str, tables: GateTables, parameters: Mapping[str, Any], root:
         gx_suite = context.suites.add(_gx_suite(name, parts["rows"], path))
         check_batchable(gx_suite, rows.sorted_by[0] if rows.sorted_by else None, path)
         outcomes["rows"] = run_batches(context, frames, gx_suite, table_batches(rows, batch_rows), tables.row_keys,
-                                       parameters, run_id, tables.shown_rows)
+                                       parameters, run_id, tables.shown_rows, _validating_workers(rows, batch_rows))
     if parts[SOURCES_TABLE]:
         gx_suite = context.suites.add(_gx_suite(f"{name}_by_source", parts[SOURCES_TABLE], path))
         outcomes[SOURCES_TABLE] = run_batches(context, frames, gx_suite, [tables.sources], ("source",), parameters,
@@ -337,8 +380,14 @@ def enforce(result: GateResult) -> None:
 
 
 def gate(name: str, tables: GateTables, params: Params, inventory: Mapping[str, Language],
-         paths: PathsParams | None = None) -> GateResult:
-    """Validate a stage's output against its suite and stop the stage if it fails."""
-    result = validate(name, tables, suite_parameters(params, inventory), ".", paths or params.paths)
+         paths: PathsParams | None = None, early: EarlyGate | None = None) -> GateResult:
+    """Validate a stage's output against its suite and stop the stage if it fails; in the process of
+    an EarlyGate (langfoundry.gates.early) when the stage started one, else here."""
+    if early is not None:
+        # what the stage freed goes back to the system (mimalloc keeps it otherwise) while the gate's
+        # processes take theirs: a quarter of a GB after ingesting millions of rows
+        pa.default_memory_pool().release_unused()
+    check = early.validate if early is not None else validate
+    result = check(name, tables, suite_parameters(params, inventory), ".", paths or params.paths)
     enforce(result)
     return result

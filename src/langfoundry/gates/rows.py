@@ -46,6 +46,7 @@ class TableRows:
         self.table = table if in_order else table.take(order)  # a stage's table is in order: no copy
         self.sorted_by = tuple(sorted_by)
         self.schema = self.table.schema
+        self.num_rows = self.table.num_rows
         self.where = "the rows table"
 
     def raw_batches(self, batch_rows: int) -> Iterator[pa.Table]:
@@ -61,13 +62,19 @@ class ParquetRows:
                  derive: Callable[[pa.Table], pa.Table] | None = None):
         self.path = Path(path)
         self.sorted_by = tuple(sorted_by)
-        self.derive = derive or (lambda batch: batch)
-        self.schema = self.derive(open_parquet(self.path).schema_arrow.empty_table()).schema
+        self.derive = derive  # a module-level function or a method: the rows may go to another process
+        source = open_parquet(self.path)
+        self.schema = self._derived(source.schema_arrow.empty_table()).schema
+        self.num_rows = source.metadata.num_rows
         self.where = str(self.path)
 
+    def _derived(self, batch: pa.Table) -> pa.Table:
+        return self.derive(batch) if self.derive is not None else batch
+
     def raw_batches(self, batch_rows: int) -> Iterator[pa.Table]:
-        for batch in open_parquet(self.path).iter_batches(batch_size=batch_rows):
-            yield self.derive(pa.Table.from_batches([batch]))
+        # one thread: the batches are validated in other processes, which keep the cores busy
+        for batch in open_parquet(self.path).iter_batches(batch_size=batch_rows, use_threads=False):
+            yield self._derived(pa.Table.from_batches([batch]))
 
 
 RowStream = TableRows | ParquetRows

@@ -13,7 +13,8 @@ A gate checks two tables against its suite (langfoundry.gates.gate):
   fails on the source's row, so its message names the source.
 
 The *_tables functions below build them from tables in memory; langfoundry.gates.streamed builds
-the same from the files a stage wrote, in bounded memory, with the measures and SourceTally here.
+the same from the files a stage wrote, in bounded memory, with the counts and sums of a
+SourceTally (langfoundry.clean.measures), which the clean stage fills as it filters.
 """
 
 from __future__ import annotations
@@ -23,14 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from langfoundry.clean.measures import measure
+from langfoundry.clean.measures import SourceTally, count_sources
 from langfoundry.core.config import QualityParams
 from langfoundry.core.errors import UserError
-from langfoundry.core.normalize import comparison_key
 from langfoundry.data.chat import check_example
 from langfoundry.gates.rows import ROW_SORT, RowStream
 
@@ -50,26 +49,7 @@ class GateTables:
     shown_rows: Callable[[list[dict[str, Any]]], None] | None = None
 
 
-# --- per-row measures --------------------------------------------------------------------------
-
-
-def script_ratios(texts: list[str | None], langs: list[str | None], scripts: Mapping[str, str]) -> np.ndarray:
-    """Share of a text's letters written in its language's script (as the clean filter counts it):
-    0 for a text without letters; NaN without a text or with a tag the inventory lacks (which an
-    expectation on `lang` reports)."""
-    present = [bool(text) and lang in scripts for text, lang in zip(texts, langs)]
-    counts = measure([text if there else None for text, there in zip(texts, present)],
-                     [scripts[lang] if there else None for lang, there in zip(langs, present)])
-    ratios = np.zeros(len(texts), dtype=np.float64)
-    np.divide(counts.script_letters, counts.letters, out=ratios, where=counts.letters > 0)
-    ratios[~np.array(present, dtype=bool)] = np.nan
-    return ratios
-
-
-def texts_equal_pivots(texts: list[str | None], pivots: list[str | None]) -> np.ndarray:
-    """1.0 where the text equals its pivot in comparison form, 0.0 where not, NaN without a pivot."""
-    return np.array([np.nan if not pivot or text is None else float(comparison_key(text) == comparison_key(pivot))
-                     for text, pivot in zip(texts, pivots)], dtype=np.float64)
+# --- per-row columns computed for checking ---------------------------------------------------------
 
 
 def groups_in_several_splits(groups: pa.ChunkedArray | pa.Array, splits: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -86,55 +66,10 @@ def groups_in_several_splits(groups: pa.ChunkedArray | pa.Array, splits: pa.Chun
 def rows_per_source(table: pa.Table | None) -> Counter:
     if table is None or table.num_rows == 0:
         return Counter()
-    counts = table.group_by("source", use_threads=False).aggregate([([], "count_all")])
-    return Counter(dict(zip(counts.column("source").to_pylist(), counts.column("count_all").to_pylist())))
+    return count_sources(table.column("source"))
 
 
-MEASURE_COLUMNS = ("source", "text", "pivot_text", "lang", "pivot_lang")
-
-
-class SourceTally:
-    """Per source: rows kept and, with scripts, the sums and counts behind the means of the kept
-    rows' measures. Fed batch by batch, so a table of any length needs memory for one batch."""
-
-    MEANS = ("mean_script_ratio", "mean_pivot_script_ratio", "text_equals_pivot_share")
-
-    def __init__(self, scripts: Mapping[str, str] | None = None):
-        self.scripts = scripts
-        self.kept: Counter = Counter()
-        self.sums = {column: Counter() for column in self.MEANS}
-        self.counts = {column: Counter() for column in self.MEANS}
-
-    def add(self, kept: pa.Table) -> None:
-        self.kept.update(rows_per_source(kept))
-        if self.scripts is None or kept.num_rows == 0:
-            return
-        texts, pivots = kept.column("text").to_pylist(), kept.column("pivot_text").to_pylist()
-        measures = {
-            "mean_script_ratio": script_ratios(texts, kept.column("lang").to_pylist(), self.scripts),
-            "mean_pivot_script_ratio": script_ratios(pivots, kept.column("pivot_lang").to_pylist(), self.scripts),
-            "text_equals_pivot_share": texts_equal_pivots(texts, pivots),
-        }
-        sources = kept.column("source")
-        for column, values in measures.items():
-            present = ~np.isnan(values)
-            pairs = pa.table({"source": sources, "value": values}).filter(pa.array(present))
-            sums = pairs.group_by("source", use_threads=False).aggregate([("value", "sum"), ("value", "count")])
-            for source, total, count in zip(*(sums.column(name).to_pylist()
-                                              for name in ("source", "value_sum", "value_count"))):
-                self.sums[column][source] += total
-                self.counts[column][source] += count
-
-    def merge(self, other: SourceTally) -> None:
-        """Add another tally's counts and sums (of other rows) to this one."""
-        self.kept.update(other.kept)
-        for column in self.MEANS:
-            self.sums[column].update(other.sums[column])
-            self.counts[column].update(other.counts[column])
-
-    def means(self, column: str) -> dict[str, float]:
-        """Mean of the non-NaN values per source; sources without any are left out."""
-        return {source: self.sums[column][source] / count for source, count in self.counts[column].items() if count}
+MEASURE_COLUMNS = ("source", "text", "pivot_text", "lang", "pivot_lang")  # what SourceTally.add reads
 
 
 def source_table(rows_in: Mapping[str, int], kept: pa.Table | SourceTally, rejects: pa.Table | Counter | None,

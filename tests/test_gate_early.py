@@ -1,0 +1,122 @@
+"""How a gate runs at scale: in a process that imported Great Expectations while the stage worked
+(scipy.stats deferred until used), batches validated by several processes at once, and the data
+fingerprint taken from Arrow. Each must give the verdict, failure table and Data Docs of validating
+in the stage, one batch at a time."""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from test_quality import PARAMETERS, REPO, entry, ingested
+
+from langfoundry.core.errors import UserError
+from langfoundry.gates import batches
+from langfoundry.gates import gate as gate_module
+from langfoundry.gates.batches import batch_fingerprint
+from langfoundry.gates.early import EarlyGate, early_gate
+from langfoundry.gates.gate import failure_table, validate
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "expectations", tmp_path / "expectations")
+    return tmp_path
+
+
+def planted_rows() -> list[dict]:
+    """60 good rows and, spread over them, an unknown language, broken meta and a line read twice."""
+    rows = [entry(i) for i in range(60)]
+    rows[5] = entry(5, lang="xx-nowhere")
+    rows[41] = dict(entry(41), meta="{")
+    return rows + [dict(rows[23])]
+
+
+def pages(root: Path, name: str) -> dict[str, str]:
+    return {page.relative_to(root).as_posix(): page.read_text(encoding="utf-8")
+            for page in sorted((root / "reports/quality" / name).rglob("*.html"))}
+
+
+def test_batches_validated_by_several_processes_give_the_one_process_result(root: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    tables = ingested(root, planted_rows(), [], {"kamus": 61})
+    alone = validate("ingested", tables, PARAMETERS, root, batch_rows=8)  # 61 rows: 8 batches
+    alone_pages = pages(root, "ingested")
+    monkeypatch.setattr(gate_module, "worker_count", lambda: 3)
+    started = []
+    real_map = batches.ordered_map
+
+    def counting_map(function, items, workers, *args):
+        started.append(workers)
+        return real_map(function, items, workers, *args)
+
+    monkeypatch.setattr(batches, "ordered_map", counting_map)
+    shared = validate("ingested", tables, PARAMETERS, root, batch_rows=8)
+    assert started[0] == 3  # the rows' eight batches went to three processes
+    assert (shared.evaluated, shared.passed, shared.rows) == (alone.evaluated, alone.passed, alone.rows) == \
+        (alone.evaluated, alone.evaluated - 3, 61)
+    assert failure_table(shared) == failure_table(alone)
+    assert pages(root, "ingested") == alone_pages
+
+
+def test_the_fingerprint_is_of_the_values_not_of_how_they_lie_in_memory() -> None:
+    table = pa.table({"id": [f"{i:04x}" for i in range(50)], "text": [f"kata {i}" for i in range(50)]})
+    rechunked = pa.concat_tables([table.slice(0, 17), table.slice(17)])
+    assert rechunked.column("id").num_chunks == 2
+    assert batch_fingerprint(rechunked) == batch_fingerprint(table) == batch_fingerprint(table.slice(0))
+    changed = table.set_column(1, "text", pa.array([f"kata {i}" for i in range(49)] + ["kata 0"]))
+    assert batch_fingerprint(changed) != batch_fingerprint(table)
+    assert batch_fingerprint(table.slice(0, 49)) != batch_fingerprint(table)
+
+
+def test_a_gate_in_its_own_process_gives_the_result_of_one_in_the_stage(root: Path) -> None:
+    tables = ingested(root, planted_rows(), [], {"kamus": 61})
+    here = validate("ingested", tables, PARAMETERS, root)
+    here_pages = pages(root, "ingested")
+    shutil.rmtree(root / "reports")
+    early = EarlyGate()
+    there = early.validate("ingested", tables, PARAMETERS, root)
+    assert not early._process.is_alive() and early._process.exitcode == 0
+    assert (there.evaluated, there.passed, there.rows) == (here.evaluated, here.passed, here.rows)
+    assert failure_table(there) == failure_table(here) and there.failures
+    assert pages(root, "ingested") == here_pages
+    assert 0 <= there.import_seconds <= there.seconds
+
+
+def test_a_gate_process_raises_the_error_it_met_in_the_stage(root: Path) -> None:
+    (root / "expectations/ingested.json").unlink()
+    with pytest.raises(UserError, match="expectations/ingested.json: expectation suite not found"):
+        with early_gate() as early:
+            early.validate("ingested", ingested(root, [entry(0)], [], {"kamus": 1}), PARAMETERS, root)
+
+
+def test_a_stage_that_fails_before_its_gate_leaves_no_gate_process() -> None:
+    with pytest.raises(UserError, match="the stage's own error"):
+        with early_gate() as early:
+            process = early._process
+            assert process.is_alive()
+            raise UserError("the stage's own error")
+    assert not process.is_alive() and not multiprocessing.active_children()
+    with early_gate(False) as nothing:
+        assert nothing is None
+
+
+DEFERRED = """
+import sys
+from langfoundry.gates.gate import import_great_expectations
+import_great_expectations()
+loaded = "scipy.stats._stats_py" in sys.modules
+import scipy.stats
+from scipy.stats import norm
+print(loaded, round(scipy.stats.entropy([0.5, 0.5]), 6), norm.cdf(0.0), "scipy.stats._stats_py" in sys.modules)
+"""
+
+
+def test_great_expectations_imports_without_scipy_stats_until_it_is_used() -> None:
+    done = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "0.693147", "0.5", "True"]
