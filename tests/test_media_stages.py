@@ -292,3 +292,19 @@ def test_acquire_fetches_listed_videos_with_yt_dlp_and_a_dead_link_is_one_line(t
     with pytest.raises(UserError, match=r"source 'kelas'.*: cannot fetch file://.*missing\.mp4 \(.*\); check the URL") as error:
         acquire_sources(load_sources(tmp_path / "sources.yaml").sources, tmp_path)
     assert "\n" not in str(error.value)
+
+
+def test_the_data_and_media_stages_load_no_model_library():
+    """The asr stage imports torch only when a recording needs the model; the others never do."""
+    import subprocess
+    import sys
+
+    stages = ["acquire", "ocr", "asr", "align", "ingest", "clean", "dedup", "split", "format"]
+    code = ("import importlib.util, sys\n"
+            f"for name in {stages!r}:\n"
+            "    spec = importlib.util.spec_from_file_location('stage_' + name, f'stages/{name}.py')\n"
+            "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr[-2000:]
