@@ -4,7 +4,6 @@ pairs in data/interim/media/align/<source>.jsonl, which ingest reads in the sour
 metrics/align.json: links per kind and source, and the precision, recall and F1 of the aligner on perturbed
 Banyumasan-Indonesian documents built from the dictionary."""
 
-import json
 import shutil
 import time
 
@@ -15,6 +14,7 @@ from langfoundry.core.timings import write_stage_metrics
 from langfoundry.media.align import Dictionary
 from langfoundry.media.alignment_eval import evaluate_alignment
 from langfoundry.media.documents import align_source, dictionary_pairs, settings_of
+from langfoundry.media.inputs import write_source_index
 
 STAGE_FOLDER = "align"
 CHECK_LANGS = ("jv-x-banyumas", "id")  # the check set is built from this pair's dictionary entries
@@ -81,9 +81,7 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
                   f"{counts.accepted} pairs kept, {sum(counts.rejected.values())} links rejected "
                   f"({', '.join(f'{reason} {n}' for reason, n in counts.rejected.items()) or 'none'}); "
                   f"{len(pairs):,} dictionary anchors")
-    (folder / "sources.json").write_text(  # records per source; and never an empty output folder, which DVC warns about
-        json.dumps({source_id: counts["accepted"] for source_id, counts in metrics["sources"].items()}, indent=2,
-                   sort_keys=True) + "\n", encoding="utf-8")
+    write_source_index(folder, {source_id: counts["accepted"] for source_id, counts in metrics["sources"].items()})
     metrics["check"] = check_metrics(all_sources, params, root)
     (report / "summary.md").write_text(summary(metrics), encoding="utf-8")
     metrics["stage_seconds"] = round(time.perf_counter() - started, 2)

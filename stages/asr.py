@@ -5,7 +5,6 @@ The model (media.asr.model at its pinned revision) is loaded only when a recordi
 audio source the stage says so and writes empty outputs."""
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -14,6 +13,7 @@ from langfoundry.core.config import Params, PathsParams, load_sources, media_rec
 from langfoundry.core.stage import run_stage
 from langfoundry.core.storage import atomic_output
 from langfoundry.core.timings import write_stage_metrics
+from langfoundry.media.inputs import write_source_index
 from langfoundry.media.speech_manifests import TtsBounds, select_tts_clips, write_speech_manifests
 from langfoundry.media.speech_source import speech_source
 
@@ -81,16 +81,16 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
                   f"{counts.review} to review"
                   + (f"; refused: {refused}" if refused else ""))
     shutil.rmtree(paths.speech / "audio" / ".scratch", ignore_errors=True)  # data sets' rows, each written while read
-    (folder / "sources.json").write_text(json.dumps({source_id: counts["kept"] for source_id, counts in
-                                                     metrics["sources"].items()}, indent=2, sort_keys=True) + "\n")
+    write_source_index(folder, {source_id: counts["kept"] for source_id, counts in metrics["sources"].items()})
     settings = params.media.asr
     usable = [clip for clip in clips if not clip.failed_checks and clip.text.strip()]
     asr_folder, tts_folder = paths.speech / "asr", paths.speech / "tts"
+    salt = params.split.salt  # the text split's salt: one knob reshuffles both
     metrics["manifests"] = {"asr": write_speech_manifests(relative_to_manifests(usable, asr_folder), asr_folder,
-                                                         settings.split_fractions)}
+                                                         settings.split_fractions, salt=salt)}
     voice, _ = select_tts_clips(clips, TtsBounds(settings.tts_min_seconds, settings.tts_max_seconds, settings.tts_min_snr_db))
     metrics["manifests"]["tts"] = write_speech_manifests(relative_to_manifests(voice, tts_folder), tts_folder,
-                                                         settings.split_fractions)
+                                                         settings.split_fractions, salt=salt)
     metrics["manifests"]["left_out"] = len(clips) - len(usable)
     if clips:
         print(f"asr: manifests in {paths.speech}: asr {metrics['manifests']['asr']}, tts {metrics['manifests']['tts']}; "

@@ -5,7 +5,6 @@ metrics/ocr.json: lines kept and reviewed per source, frames sampled and kept pe
 engine's character error rate per language on the rendered check set. Without such a source it says so
 and writes empty outputs."""
 
-import json
 import shutil
 import time
 
@@ -14,6 +13,7 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.stage import run_stage
 from langfoundry.core.storage import atomic_output, ensure_parent
 from langfoundry.core.timings import write_stage_metrics
+from langfoundry.media.inputs import write_source_index
 from langfoundry.media.ocr import OcrEngine, TesseractEngine, VisionEndpointEngine
 from langfoundry.media.ocr_check import build_check_set, run_check
 from langfoundry.media.scans import ocr_source
@@ -42,11 +42,6 @@ def check_metrics(engine: OcrEngine, settings: OcrParams, seed: int) -> dict:
     return {engine.name: measured}
 
 
-def write_index(folder, records: dict[str, int]) -> None:
-    """sources.json: records per source in the folder (and never an empty output folder, which DVC warns about)."""
-    (folder / "sources.json").write_text(json.dumps(records, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def main(params: Params, paths: PathsParams | None = None) -> dict:
     paths = paths or params.paths
     sources: list[Source] = [source for source in load_sources(paths.sources).sources
@@ -60,7 +55,7 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
     metrics: dict = {"sources": {}}
     if not sources:
         print("ocr: no source has media: scans or video; nothing to read (add one to sources.yaml, see README)")
-        write_index(folder, {})
+        write_source_index(folder, {})
         ensure_parent(review_path).write_text("", encoding="utf-8")
         write_stage_metrics(paths.metric("ocr"), metrics)
         return metrics
@@ -87,7 +82,7 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
             metrics["sources"][source.id] = counts.as_metrics()
             print(f"ocr: {source.id}: {read}" + (f"; rejected: {', '.join(f'{reason} {n}' for reason, n in rejected.items())}"
                                                  if rejected else ""))
-    write_index(folder, {source_id: counts["kept"] + counts.get("subtitle_cues", 0)
+    write_source_index(folder, {source_id: counts["kept"] + counts.get("subtitle_cues", 0)
                          for source_id, counts in metrics["sources"].items()})
     metrics["check"] = check_metrics(engine, settings, params.seed)
     metrics["stage_seconds"] = round(time.perf_counter() - started, 2)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from ingest_run import ingest_into
 from PIL import Image
+from test_video import text_slide
 
 from langfoundry.core.config import Sources, load_params, load_sources
 from langfoundry.core.errors import UserError
@@ -216,18 +217,6 @@ def test_a_document_pair_becomes_scored_sentence_pairs_and_rejected_links(tmp_pa
 
 # --- video ---------------------------------------------------------------------------------------------------
 
-def slide(lines: list[str]) -> Image.Image:
-    from PIL import ImageDraw, ImageFont
-
-    from langfoundry.media.ocr_check import noto_font
-
-    image = Image.new("RGB", (640, 240), "white")
-    draw = ImageDraw.Draw(image)
-    for row, line in enumerate(lines):
-        draw.text((24, 24 + 48 * row), line, font=ImageFont.truetype(str(noto_font("Latn")), 32), fill="black")
-    return image
-
-
 SLIDES = [["Pelajaran satu", "Selamat pagi"], ["Pelajaran dua", "Terima kasih banyak"], ["Pelajaran tiga", "Sampai jumpa lagi"]]
 LESSON_SRT = ("1\n00:00:01,000 --> 00:00:04,000\nSelamat pagi, anak-anak.\n\n"
               "2\n00:00:12,500 --> 00:00:15,000\n<i>Terima kasih</i>\n")
@@ -242,7 +231,7 @@ def test_a_video_gives_one_reading_per_slide_its_subtitles_and_one_split_group(t
     params, paths = project(tmp_path, [source])
     folder = tmp_path / "data" / "raw" / "video"
     folder.mkdir()
-    frames = [image for lines in SLIDES for image in [slide(lines)] * 20]  # each slide held 10 s at 2 frames/s
+    frames = [image for lines in SLIDES for image in [text_slide(lines)] * 20]  # each slide held 10 s at 2 frames/s
     write_video(frames, folder / "lesson.mp4", fps=2)
     (folder / "lesson.srt").write_text(LESSON_SRT, encoding="utf-8")
     (folder / "sound.mp4").write_bytes((tmp_path / "data" / "raw" / "video" / "lesson.mp4").read_bytes()[:2000])
@@ -277,7 +266,7 @@ def test_acquire_fetches_listed_videos_with_yt_dlp_and_a_dead_link_is_one_line(t
 
     lessons = tmp_path / "elsewhere"
     lessons.mkdir()
-    write_video([slide(lines) for lines in SLIDES for _ in range(4)], lessons / "lesson-1.mp4", fps=2)
+    write_video([text_slide(lines) for lines in SLIDES for _ in range(4)], lessons / "lesson-1.mp4", fps=2)
     source = {"id": "kelas", "kind": "ocr", "lang": "id", "media": "video",
               "acquire": {"videos": {"urls": [(lessons / "lesson-1.mp4").as_uri()]}}}
     project(tmp_path, [source])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from langfoundry.core.errors import UserError
+from langfoundry.media.pages import first_line
 
 SAMPLE_RATE = 16_000
 TIME_PRECISION = 0.02  # seconds per timestamp token step
@@ -67,7 +68,7 @@ def load_recognizer(model: str | Path, revision: str | None = None, device: str 
         processor = AutoProcessor.from_pretrained(str(model), **options)
         loaded = WhisperForConditionalGeneration.from_pretrained(str(model), **options).to(device).eval()
     except (OSError, ValueError) as err:
-        raise UserError(f"ASR model {model}: cannot be loaded ({_first_line(err)})") from err
+        raise UserError(f"ASR model {model}: cannot be loaded ({first_line(err)})") from err
     return SpeechRecognizer(loaded, processor, f"{model}@{revision}" if revision else str(model))
 
 
@@ -81,7 +82,7 @@ def transcribe(recognizer: SpeechRecognizer, wav_path: str | Path, language: str
     try:
         info = soundfile.info(str(wav_path))
     except (RuntimeError, OSError) as err:  # soundfile's errors are RuntimeErrors
-        raise UserError(f"{wav_path}: cannot be read as a WAV ({_first_line(err)})") from err
+        raise UserError(f"{wav_path}: cannot be read as a WAV ({first_line(err)})") from err
     if info.samplerate != SAMPLE_RATE or info.channels != 1:
         raise UserError(f"{wav_path}: {info.samplerate} Hz, {info.channels} channel(s); convert it to 16 kHz mono "
                         "first (langfoundry.media.audio.convert_audio)")
@@ -215,9 +216,3 @@ def build_tiny_whisper(folder: str | Path, seed: int = 13, languages: tuple[str,
 def _floor_ms(seconds: float) -> float:
     """Whole milliseconds, rounded down: an end rounded up could fall past the clip's last sample."""
     return math.floor(seconds * 1000 + 1e-6) / 1000
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-

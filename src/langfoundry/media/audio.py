@@ -27,6 +27,7 @@ from scipy.signal import sosfilt
 
 from langfoundry.core.errors import UserError
 from langfoundry.core.storage import atomic_output, ensure_parent
+from langfoundry.media.pages import first_line
 
 TARGET_RATE = 16_000  # what speech models (Whisper, NeMo, wav2vec 2.0) are trained on
 DEFAULT_TARGET_LUFS = -23.0  # EBU R128 programme loudness
@@ -123,7 +124,7 @@ def _convert(path: Path, wav_out: str | Path | None, scratch: Path | None, targe
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
-        return AudioReject(shown, "corrupt_audio", f"FFmpeg cannot open it ({_first_line(err)}); check that the file is "
+        return AudioReject(shown, "corrupt_audio", f"FFmpeg cannot open it ({first_line(err)}); check that the file is "
                                                    "complete and is what its name says, or re-export it")
     with container:
         if not container.streams.audio:
@@ -148,7 +149,7 @@ def _convert(path: Path, wav_out: str | Path | None, scratch: Path | None, targe
         except _TooLong:
             return _too_long(shown, "its header gives no duration and decoding ran past the limit", max_file_seconds)
         except (av.error.FFmpegError, ValueError) as err:
-            return AudioReject(shown, "corrupt_audio", f"decoding failed ({_first_line(err)}); the file is damaged: "
+            return AudioReject(shown, "corrupt_audio", f"decoding failed ({first_line(err)}); the file is damaged: "
                                                        "re-export or re-record it")
     if meter.samples == 0:
         return AudioReject(shown, "no_audio", "the audio stream holds no samples; check the export")
@@ -219,7 +220,7 @@ def _refuse_by_name_and_bytes(path: Path, shown: str) -> AudioReject | None:
     try:
         kind = filetype.guess(str(path))
     except OSError as err:
-        return AudioReject(shown, "not_readable", f"it cannot be read ({_first_line(err)}); check its permissions")
+        return AudioReject(shown, "not_readable", f"it cannot be read ({first_line(err)}); check its permissions")
     # Unknown bytes go on to FFmpeg, which knows more formats than filetype; known other bytes are refused.
     if kind is None or kind.extension in _EXPECTED_KINDS[suffix]:
         return None
@@ -387,8 +388,3 @@ def _write_with_gain(scratch: Path, wav_out: Path, gain_db: float) -> None:
             soundfile.SoundFile(partial, "w", TARGET_RATE, 1, "PCM_16", format="WAV") as pcm:
         for block in floats.blocks(blocksize=1 << 18, dtype="float32"):
             pcm.write(np.clip(block * factor, -1.0, 1.0))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

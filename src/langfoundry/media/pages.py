@@ -123,7 +123,7 @@ def _image_pages(path: Path, shown: str, expected: str, max_pixels: int) -> Iter
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         # Pillow says "image file is truncated", "broken data stream", ...: the file is damaged
         yield PageReject(shown, _frame(expected, number), "corrupt_image", f"the {expected} image cannot be decoded "
-                                                                           f"({_first_line(err)}); re-export or re-scan it")
+                                                                           f"({first_line(err)}); re-export or re-scan it")
 
 
 def _frame(image_format: str, number: int) -> int | None:
@@ -151,7 +151,7 @@ def _pdf_pages(path: Path, shown: str, dpi: int, max_pixels: int) -> Iterator[Pa
             yield PageReject(shown, None, "password_protected", "the PDF uses a security handler PDFium cannot open; "
                                                                 "save an unprotected copy")
         else:
-            yield PageReject(shown, None, "corrupt_pdf", f"the PDF cannot be read ({_first_line(err)}); re-export it")
+            yield PageReject(shown, None, "corrupt_pdf", f"the PDF cannot be read ({first_line(err)}); re-export it")
         return
     try:
         scale = dpi / 72  # PDF units are 1/72 inch
@@ -168,7 +168,7 @@ def _pdf_pages(path: Path, shown: str, dpi: int, max_pixels: int) -> Iterator[Pa
                 image = page.render(scale=scale, grayscale=True).to_pil()
                 page.close()
             except pypdfium2.PdfiumError as err:
-                yield PageReject(shown, number, "corrupt_pdf", f"the page cannot be rendered ({_first_line(err)})")
+                yield PageReject(shown, number, "corrupt_pdf", f"the page cannot be rendered ({first_line(err)})")
                 continue
             image.info["dpi"] = (dpi, dpi)
             yield Page(shown, number, image)
@@ -186,6 +186,7 @@ def load_pages(path: str | Path, dpi: int = DEFAULT_DPI, max_pixels: int = DEFAU
     return pages
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: object) -> str:
+    """A library's error message, its first line only, for a one-line reject or UserError."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

@@ -17,8 +17,8 @@ from typing import IO
 
 from PIL import Image
 
-from langfoundry.core.config import Source, acquired_dir
-from langfoundry.core.errors import UserError
+from langfoundry.core.config import Source
+from langfoundry.media.inputs import media_files, shown_path
 from langfoundry.media.ocr import OcrEngine, OcrLine
 from langfoundry.media.pages import IMAGE_FORMATS, PDF_SUFFIX, Page, PageReject, iter_pages
 
@@ -46,19 +46,8 @@ class ScanCounts:
 
 
 def scan_files(source: Source, root: Path) -> list[Path]:
-    """The images and PDFs of a scans source, in name order: its path (a file or a folder) or its acquired folder."""
-    where = root / (source.path if source.path is not None else acquired_dir(source.id))
-    if where.is_file():
-        return [where]
-    if not where.is_dir():
-        hint = "run `dvc repro acquire` first" if source.path is None else "fix the path in sources.yaml"
-        raise UserError(f"sources.yaml: source {source.id!r}: {where.relative_to(root).as_posix()} does not exist; {hint}")
-    files = sorted(path for path in where.rglob("*") if path.is_file() and path.suffix.lower() in SCAN_SUFFIXES
-                   and not any(part.startswith(".") for part in path.relative_to(where).parts))
-    if not files:
-        raise UserError(f"sources.yaml: source {source.id!r}: no image or PDF files ({', '.join(sorted(SCAN_SUFFIXES))}) "
-                        f"in {where.relative_to(root).as_posix()}")
-    return files
+    """The images and PDFs of a scans source, in name order."""
+    return media_files(source, root, SCAN_SUFFIXES, "image or PDF files")
 
 
 def record_fields(source: Source, text: str) -> dict[str, str] | None:
@@ -99,7 +88,7 @@ def ocr_source(source: Source, engine: OcrEngine, min_confidence: float, dpi: in
     lang = ocr_language(source)
     for path in scan_files(source, root):
         counts.files += 1
-        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        shown = shown_path(path, root)
         for item in iter_pages(path, dpi=dpi):
             if isinstance(item, PageReject):
                 counts.rejected_files[item.reason] += 1

@@ -9,7 +9,6 @@ moves the others.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 from langfoundry.core.errors import UserError
 from langfoundry.core.storage import write_jsonl
+from langfoundry.data.split import group_fraction
 from langfoundry.media.audio import ConvertedAudio, QualityLimits, check_clip
 
 SPLITS = ("train", "val", "test")
@@ -70,10 +70,11 @@ class TtsReject:
     #                           snr_unknown, low_snr, too_short, too_long, no_text
 
 
-def split_of(group_key: str, fractions: Mapping[str, float] = DEFAULT_FRACTIONS) -> str:
-    """The split a group belongs to: its key's SHA-256 read as a number in [0, 1), placed on the cumulative fractions."""
+def split_of(group_key: str, fractions: Mapping[str, float] = DEFAULT_FRACTIONS, salt: str = "") -> str:
+    """The split a group belongs to: the text split's stable number for it (data.split.group_fraction, with the
+    same salt), placed on the cumulative fractions."""
     _check_fractions(fractions)
-    position = int.from_bytes(hashlib.sha256(group_key.encode("utf-8")).digest()[:8], "big") / 2 ** 64
+    position = group_fraction(group_key, salt)
     total = 0.0
     for name in SPLITS:
         total += fractions.get(name, 0.0)
@@ -112,7 +113,7 @@ def group_keys(clips: Iterable[SpeechClip], group_by: str = "recording") -> dict
 
 def write_speech_manifests(clips: Iterable[SpeechClip], out_dir: str | Path,
                            fractions: Mapping[str, float] = DEFAULT_FRACTIONS, group_by: str = "recording",
-                           ) -> dict[str, int]:
+                           salt: str = "") -> dict[str, int]:
     """train.jsonl, val.jsonl and test.jsonl under out_dir (each written, empty or not), clips sorted by path;
     returns the clip count of each split."""
     _check_fractions(fractions)
@@ -120,7 +121,7 @@ def write_speech_manifests(clips: Iterable[SpeechClip], out_dir: str | Path,
     keys = group_keys(clips, group_by)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
     for clip in clips:
-        rows[split_of(keys[clip.recording], fractions)].append(clip.manifest_row())
+        rows[split_of(keys[clip.recording], fractions, salt)].append(clip.manifest_row())
     out_dir = Path(out_dir)
     return {name: write_jsonl(rows[name], out_dir / f"{name}.jsonl") for name in SPLITS}
 

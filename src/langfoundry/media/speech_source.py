@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from langfoundry.core.config import AudioParams, Source, acquired_dir
+from langfoundry.core.config import AudioParams, Source
 from langfoundry.core.errors import UserError
 from langfoundry.data.readers.encoding import read_text
 from langfoundry.media.audio import AudioReject, QualityLimits, convert_audio
+from langfoundry.media.inputs import media_files, shown_path
 from langfoundry.media.speech_manifests import SpeechClip
 from langfoundry.media.video import format_timestamp
 
@@ -66,26 +67,14 @@ def limits_of(settings: AudioParams) -> QualityLimits:
 
 
 def audio_files(source: Source, root: Path) -> list[Path]:
-    where = root / (source.path if source.path is not None else acquired_dir(source.id))
-    if where.is_file():
-        return [where]
-    if not where.is_dir():
-        hint = "run `dvc repro acquire` first" if source.path is None else "fix the path in sources.yaml"
-        raise UserError(f"sources.yaml: source {source.id!r}: {where.relative_to(root).as_posix()} does not exist; {hint}")
-    files = sorted(path for path in where.rglob("*") if path.is_file()
-                   and path.suffix.lower() in AUDIO_SUFFIXES | {DATASET_SUFFIX}
-                   and not any(part.startswith(".") for part in path.relative_to(where).parts))
-    if not files:
-        raise UserError(f"sources.yaml: source {source.id!r}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) "
-                        f"or {DATASET_SUFFIX} data sets in {where.relative_to(root).as_posix()}")
-    return files
+    return media_files(source, root, AUDIO_SUFFIXES | {DATASET_SUFFIX}, "audio files or .parquet data sets")
 
 
 def recordings(source: Source, root: Path, scratch: Path) -> Iterator[Recording]:
     """Every recording of a source: its audio files, and the rows of its data sets (each row's audio written to
     scratch while it is processed, then removed)."""
     for path in audio_files(source, root):
-        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        shown = shown_path(path, root)
         name = shown.removesuffix(path.suffix).replace("/", "__")
         if path.suffix.lower() != DATASET_SUFFIX:
             yield Recording(shown, path, human_transcript(path), f"{name}.wav")

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from langfoundry.core.errors import UserError
+from langfoundry.media.pages import first_line
 
 DEFAULT_FPS = 0.2  # one frame every 5 s: slides rarely change faster
 DEFAULT_SIMILARITY = 0.85  # pHash similarity (1 - hamming/bits) at or above which a frame repeats the last kept one
@@ -393,5 +394,4 @@ def _shown(path: Path) -> str:
 
 def _first_line(err: BaseException) -> str:
     # FFmpeg's own words without PyAV's "[Errno N] ...: 'path'" wrapping: the reject names the file already
-    text = (err.strerror if isinstance(err, av.FFmpegError) and err.strerror else str(err)).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return first_line(err.strerror if isinstance(err, av.FFmpegError) and err.strerror else err)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from langfoundry.core.config import Source, VideoParams, acquired_dir
-from langfoundry.core.errors import UserError
+from langfoundry.core.config import Source, VideoParams
+from langfoundry.media.inputs import media_files, shown_path
 from langfoundry.media.ocr import OcrEngine
 from langfoundry.media.scans import ocr_language, record_fields
 from langfoundry.media.subtitles import find_subtitles, pair_cues_with_video, read_subtitles
-from langfoundry.media.video import VIDEO_SUFFIXES, frame_group, sample_video
+from langfoundry.media.video import VIDEO_SUFFIXES, frame_group, sample_video, video_origin
 
 
 @dataclass
@@ -45,18 +45,7 @@ class VideoCounts:
 
 
 def video_files(source: Source, root: Path) -> list[Path]:
-    where = root / (source.path if source.path is not None else acquired_dir(source.id))
-    if where.is_file():
-        return [where]
-    if not where.is_dir():
-        hint = "run `dvc repro acquire` first" if source.path is None else "fix the path in sources.yaml"
-        raise UserError(f"sources.yaml: source {source.id!r}: {where.relative_to(root).as_posix()} does not exist; {hint}")
-    files = sorted(path for path in where.rglob("*") if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
-                   and not any(part.startswith(".") for part in path.relative_to(where).parts))
-    if not files:
-        raise UserError(f"sources.yaml: source {source.id!r}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) "
-                        f"in {where.relative_to(root).as_posix()}")
-    return files
+    return media_files(source, root, VIDEO_SUFFIXES, "video files")
 
 
 def ocr_video_source(source: Source, engine: OcrEngine, min_confidence: float, settings: VideoParams, root: Path,
@@ -67,7 +56,7 @@ def ocr_video_source(source: Source, engine: OcrEngine, min_confidence: float, s
     lang = ocr_language(source)
     for path in video_files(source, root):
         counts.videos += 1
-        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        shown = shown_path(path, root)
         group = frame_group(path)
         sampled = sample_video(path, settings.fps, settings.dedup_similarity)
         if sampled.reject is not None:
@@ -81,7 +70,7 @@ def ocr_video_source(source: Source, engine: OcrEngine, min_confidence: float, s
             started = time.perf_counter()
             lines = engine.recognise(frame.image.convert("L"), lang)
             counts.seconds += time.perf_counter() - started
-            origin = f"{shown}#t={frame.origin.rsplit('#t=', 1)[1]}"
+            origin = video_origin(shown, frame.timestamp)
             for number, line in enumerate(lines, start=1):
                 counts.lines += 1
                 fields = record_fields(source, line.text) if line.confidence >= min_confidence else None
