@@ -17,7 +17,7 @@ from langfoundry.clean.driver import clean_batches, clean_parquet
 from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
 from langfoundry.core.records import make_record, records_table
 from langfoundry.core.storage import ROW_GROUP_ROWS, write_parquet
-from langfoundry.core.streaming import SortedParquetWriter, ordered_map
+from langfoundry.core.streaming import SortedParquetWriter, ordered_map, written_together
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"jv": "Latn", "id": "Latn", "ml": "Mlym"}
@@ -65,6 +65,32 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path: Path) -> None:
                 writer.write(batch)
             raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+class MergeFails(SortedParquetWriter):
+    def _merge(self, sources) -> None:  # stands in for a kill while the records merge their spilled runs
+        raise MemoryError("killed while merging")
+
+
+def write_both(records: SortedParquetWriter, rejects: SortedParquetWriter, table: pa.Table) -> None:
+    with written_together(records, rejects) as (records, rejects):
+        for batch in table.to_batches(max_chunksize=100):
+            records.write(batch)
+            rejects.write(batch.slice(0, 1))
+
+
+def test_outputs_written_together_appear_only_when_all_are_complete(tmp_path: Path) -> None:
+    table = keyed_table(3000, seed=3, ties=False)
+    with pytest.raises(MemoryError):
+        write_both(MergeFails(tmp_path / "records.parquet", table.schema, ("id",), memory_bytes=1000),
+                   SortedParquetWriter(tmp_path / "rejects.parquet", table.schema, ("id",)), table)
+    assert list(tmp_path.iterdir()) == [], "the small, complete rejects were not published beside no records"
+
+    write_both(SortedParquetWriter(tmp_path / "records.parquet", table.schema, ("id",), memory_bytes=1000),
+               SortedParquetWriter(tmp_path / "rejects.parquet", table.schema, ("id",)), table)
+    assert pq.read_table(tmp_path / "records.parquet").num_rows == 3000
+    assert pq.read_table(tmp_path / "rejects.parquet").num_rows == 30
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["records.parquet", "rejects.parquet"]
 
 
 def _square(value: int) -> int:

@@ -30,7 +30,7 @@ from langfoundry.core.config import CleanParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.normalize import MULTILINE_KINDS, map_meta_texts, normalize_text
 from langfoundry.core.records import RECORD_COLUMNS, REJECT_SCHEMA, make_reject, meta_json
-from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count
+from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count, written_together
 
 META_TEXT_KINDS = frozenset({"conversation", "instruction", "dictionary"})
 
@@ -232,8 +232,8 @@ def clean_files(input_path: str | Path, kept_path: str | Path, rejects_path: str
     source = open_parquet(input_path)
     outcome = CleanOutcome(Counter(), SourceTally(dict(scripts)))
     settings = (params, dict(scripts), where or str(input_path))
-    with SortedParquetWriter(kept_path, source.schema_arrow, ("id", "origin")) as kept, \
-            SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin")) as rejects:
+    with written_together(SortedParquetWriter(kept_path, source.schema_arrow, ("id", "origin")),
+                          SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin"))) as (kept, rejects):
         results = ordered_map(_clean_in_worker, source.iter_batches(batch_size=batch_rows),
                               worker_count() if workers is None else workers, _start_clean_worker, settings)
         for kept_rows, rejected_rows, batch_counts, batch_sources in results:

@@ -8,13 +8,15 @@ order) and exceed `memory_bytes`, sorted runs go to a temporary folder beside th
 order (clean and dedup keep their sorted input's order) is written straight through.
 
 The output is written under a hidden partial name and renamed when complete (storage.atomic_output),
-so a killed stage leaves nothing a later stage could mistake for its output; what a killed writer
-left (partial file, runs) is removed when the output is next written.
+so a killed stage leaves nothing a later stage could mistake for its output; a stage's outputs are
+renamed together, once all are complete (written_together). What a killed writer left (partial file,
+runs) is removed when the output is next written.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -170,9 +172,6 @@ class SortedParquetWriter:
         self._writer.close()
         self._writer, self._pending, self._pending_rows = None, [], 0
 
-    def _publish(self) -> None:
-        os.replace(self.partial, self.path)
-
     # --- spilling ---
 
     def _run_path(self) -> Path:
@@ -240,15 +239,20 @@ class SortedParquetWriter:
                     load(index)
 
     def close(self) -> None:
+        """Write the sorted file and give it its real name."""
+        self.finish()
+        self.publish()
+
+    def finish(self) -> None:
+        """Write the whole sorted file under its partial name; publish() renames it. A stage with
+        several outputs finishes them all before publishing any (written_together)."""
         try:
             if self._direct:
                 self._finish_output()
-                self._publish()
                 return
             if not self._runs:  # everything fitted in memory: sort and write, as write_parquet does
                 self._emit(self._sorted_buffer() if self._buffer else self.schema.empty_table())
                 self._finish_output()
-                self._publish()
                 return
             sources = [_batches(run) for run in self._runs]
             if self._buffer:
@@ -256,11 +260,13 @@ class SortedParquetWriter:
                 sources.append(iter(rest.to_batches(max_chunksize=MERGE_BATCH_ROWS)))
             self._merge([(pa.Table.from_batches([batch]) for batch in source) for source in sources])
             self._finish_output()
-            self._publish()
             log.info("%s: %d rows sorted through %d runs spilled to disk (%.0f MiB), merged", self.path.name,
                      self.rows, len(self._runs), self.spilled_bytes / 2**20)
         finally:
             self._cleanup()
+
+    def publish(self) -> None:
+        os.replace(self.partial, self.path)
 
     def abort(self) -> None:
         """Drop everything written so far (on error), leaving no partial output or runs."""
@@ -283,6 +289,22 @@ class SortedParquetWriter:
             self.close()
         else:
             self.abort()
+
+
+@contextlib.contextmanager
+def written_together(*writers: SortedParquetWriter) -> Iterator[tuple[SortedParquetWriter, ...]]:
+    """Several outputs of one stage, renamed to their real names only once every one is complete: a
+    stage killed while the last one merges leaves none of them for a later stage or DVC to take."""
+    try:
+        yield writers
+        for writer in writers:
+            writer.finish()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    for writer in writers:
+        writer.publish()
 
 
 def _batches(path: Path) -> Iterator[pa.RecordBatch]:

@@ -26,7 +26,7 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language, require_languages
 from langfoundry.core.records import RECORD_SCHEMA, REJECT_SCHEMA, make_reject, records_table, rejects_table
 from langfoundry.core.storage import write_metrics
-from langfoundry.core.streaming import SortedParquetWriter
+from langfoundry.core.streaming import SortedParquetWriter, written_together
 from langfoundry.data.mapping import ParallelColumns, Rejected, SourceMapper, check_source
 from langfoundry.data.readers import BadRow, Header, Row, SourceFile, read_file, source_files
 from langfoundry.data.readers.encoding import RAW_PREFIX_CHARS, is_empty
@@ -176,8 +176,8 @@ def ingest_to_files(sources: Iterable[Source], params: IngestParams, inventory: 
     fit spill to disk, see langfoundry.core.streaming), and write the metrics; returns the metrics.
     Relative source paths are read from root; the output paths are taken as given."""
     root = Path(root)
-    with SortedParquetWriter(records_path, RECORD_SCHEMA, RECORD_SORT) as records_file, \
-            SortedParquetWriter(rejects_path, REJECT_SCHEMA, REJECT_SORT) as rejects_file:
+    with written_together(SortedParquetWriter(records_path, RECORD_SCHEMA, RECORD_SORT),
+                          SortedParquetWriter(rejects_path, REJECT_SCHEMA, REJECT_SORT)) as (records_file, rejects_file):
         records = TableBuffer(records_table, sink=records_file)
         rejects = TableBuffer(rejects_table, sink=rejects_file)
         metrics = _read_sources(sources, params, inventory, root, records, rejects)

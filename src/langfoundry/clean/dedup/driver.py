@@ -37,7 +37,7 @@ from langfoundry.clean.dedup.decision import (
 from langfoundry.clean.dedup.minhash import lsh_shape
 from langfoundry.core.config import DedupParams
 from langfoundry.core.records import RECORD_COLUMNS, REJECT_SCHEMA, make_reject
-from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count
+from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count, written_together
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,8 @@ def _write_outputs(source: _Input, duplicate_of: np.ndarray, reasons: np.ndarray
         local = referenced[(referenced >= first) & (referenced < first + batch.num_rows)] - first
         if len(local):
             kept_ids.update(zip((local + first).tolist(), batch.column(0).take(pa.array(local)).to_pylist()))
-    with SortedParquetWriter(kept_path, source.schema, ("id", "origin")) as kept, \
-            SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin")) as rejects:
+    with written_together(SortedParquetWriter(kept_path, source.schema, ("id", "origin")),
+                          SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin"))) as (kept, rejects):
         for first, batch in source.batches():
             table = pa.Table.from_batches([batch])
             mine = duplicate_of[first:first + batch.num_rows]
