@@ -263,7 +263,7 @@ def check_file(source: Source, root: Path | str = ".", params_path: Path | str =
                 for side in filter(None, (file.path, file.pivot_path)):
                     endings.update(count_line_endings(side, choose_codec(side, source.encoding)))
         records, rejected_rows = TableBuffer(records_table), TableBuffer(rejects_table)
-        counts = ingest_source(source, root, True, records, rejected_rows)
+        counts = ingest_source(source, root, True, records, rejected_rows, inventory)
     except UserError as err:
         raise UserError(_as_check_message(str(err))) from None
     kept = records.table()

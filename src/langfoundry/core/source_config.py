@@ -81,7 +81,8 @@ class Source(Strict):
     pivot_path: str | None = None  # parallel text: the line-aligned pivot side
     format: Literal["csv", "tsv", "json", "jsonl", "parquet", "xlsx", "txt", "tmx", "po"] | None = None
     acquire: AcquireSpec | None = None
-    columns: dict[str, str] = {}  # record field -> column name in the file
+    columns: dict[str, str] = {}  # record field -> column name in the file; lang: a column with each row's tag
+    group_by: str | None = None  # a column (document, video, question, speaker id) whose rows share a split
     records_key: str | None = None  # JSON: the key that holds the list of records
     sheet: str | None = None  # xlsx: the sheet to read (default: every sheet)
     encoding: str | None = None  # default: detected (UTF-8, UTF-8 with BOM, UTF-16)

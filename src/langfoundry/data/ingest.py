@@ -82,11 +82,13 @@ class SourceCounts:
     rejected_by_reason: Counter = field(default_factory=Counter)
     # columns no record field reads -> how many files have them (stated, not counted in metrics)
     unused_columns: Counter = field(default_factory=Counter)
+    unknown_lang_tags: Counter = field(default_factory=Counter)  # a lang column's tags the inventory lacks
 
     def as_metrics(self) -> dict[str, Any]:
         rejected = sum(self.rejected_by_reason.values())
         return {"files": self.files, "empty_files": self.empty_files, "rows_read": self.rows_read, "kept": self.kept,
-                "rejected": rejected, "rejected_by_reason": dict(sorted(self.rejected_by_reason.items()))}
+                "rejected": rejected, "rejected_by_reason": dict(sorted(self.rejected_by_reason.items()))} | \
+            ({"unknown_lang_tags": dict(sorted(self.unknown_lang_tags.items()))} if self.unknown_lang_tags else {})
 
 
 def _ingest_file(file: SourceFile, source: Source, mapper: SourceMapper, counts: SourceCounts,
@@ -105,7 +107,7 @@ def _read_into(file: SourceFile, source: Source, mapper: SourceMapper, counts: S
         log.warning("warning: %s (source %s) is empty; it adds no rows", file.name, source.id)
         return
     rows_before = counts.rows_read
-    columns = ParallelColumns(source, mapper, records) if source.kind == "parallel" else None
+    columns = ParallelColumns(source, mapper, records) if source.kind == "parallel" and not mapper.per_row else None
     if columns is not None and file.pivot_path is not None and set(mapper.required.values()) == {"text", "pivot_text"}:
         items = aligned_blocks(file.path, file.name, file.pivot_path, file.pivot_name or "", source)
     else:
@@ -155,16 +157,19 @@ def _add_row(row: Row, source: Source, mapper: SourceMapper, counts: SourceCount
         rejects.append(make_reject(source=source.id, origin=row.origin, stage=STAGE, reason=rejected.reason,
                                    detail=rejected.detail, raw=raw, lang=source.lang))
         counts.rejected_by_reason[rejected.reason] += 1
+        if rejected.tag is not None:
+            counts.unknown_lang_tags[rejected.tag] += 1
 
 
 def ingest_source(source: Source, root: Path, allow_outside_repo: bool, records: TableBuffer,
-                  rejects: TableBuffer) -> SourceCounts:
-    """Read one source's files, appending its records and rejects; its counts."""
+                  rejects: TableBuffer, languages: Iterable[str] = ()) -> SourceCounts:
+    """Read one source's files, appending its records and rejects; its counts. languages: the inventory's
+    tags, which a row's own tag (a lang column) must be one of."""
     counts = SourceCounts()
     mappers: dict[str, SourceMapper] = {}
     for file in source_files(source, root, allow_outside_repo):
         counts.files += 1
-        mapper = mappers.setdefault(file.format, SourceMapper(source, file.format))
+        mapper = mappers.setdefault(file.format, SourceMapper(source, file.format, languages))
         _ingest_file(file, source, mapper, counts, records, rejects)
     return counts
 
@@ -201,7 +206,8 @@ def _read_sources(sources: Iterable[Source], params: IngestParams, inventory: di
     root = Path(root)
     per_source: dict[str, SourceCounts] = {}
     for source in sources:
-        counts = per_source[source.id] = ingest_source(source, root, params.allow_outside_repo, records, rejects)
+        counts = per_source[source.id] = ingest_source(source, root, params.allow_outside_repo, records, rejects,
+                                                        inventory)
         summary = counts.as_metrics()
         log.info("%s: %d rows read, %d kept, %d rejected%s", source.id, summary["rows_read"], summary["kept"],
                  summary["rejected"], "".join(f", {reason} {n}" for reason, n in summary["rejected_by_reason"].items()))

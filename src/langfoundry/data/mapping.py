@@ -2,7 +2,9 @@
 
 Column names come from `columns` in sources.yaml (record field -> column in the file); without a
 mapping a field is read from the column of the same name (for text and TMX files
-`text`/`pivot_text`, for PO files msgstr/msgid). A row that cannot become a record raises Rejected,
+`text`/`pivot_text`, for PO files msgstr/msgid). Any kind may take its language from a column
+(`columns: {lang: ...}`) and its split group from one (`group_by`); a dotted name such as
+metadata.language reads a key of a JSON object. A row that cannot become a record raises Rejected,
 which names the reason; ingest turns it into a reject. ParallelColumns builds the records of plain
 parallel rows column by column: the records SourceMapper would make, without a dict per row.
 """
@@ -15,6 +17,7 @@ import difflib
 import json
 import math
 from hashlib import sha256
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -25,6 +28,7 @@ from langfoundry.core.records import RECORD_SCHEMA, make_record
 from langfoundry.data.readers import Header, Row
 from langfoundry.data.readers.encoding import MAX_LINE_CHARS
 from langfoundry.data.readers.text import AlignedBlock
+from langfoundry.data.split import declared_group
 
 if TYPE_CHECKING:  # a type only: ingest imports this module
     from langfoundry.data.ingest import TableBuffer
@@ -41,6 +45,7 @@ KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "instruction": (("instruction", "output"), ("input",)),
 }
 PIVOT_FIELDS = {"gloss", "pivot_text"}
+ROW_FIELDS = ("lang",)  # fields any kind may read from a column: the row's language tag
 STRUCTURED_FIELDS = {"messages", "examples"}  # lists, or JSON text of a list
 ROLES = ("system", "user", "assistant")
 # Readers of these formats name their columns themselves; a field falls back to the column given here.
@@ -54,9 +59,26 @@ FORMAT_COLUMNS = {
 class Rejected(Exception):
     """A row that cannot become a record: the reason (a short name) and what exactly is wrong."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, tag: str | None = None):
         super().__init__(detail)
-        self.reason, self.detail = reason, detail
+        self.reason, self.detail, self.tag = reason, detail, tag  # tag: the unknown language tag, counted per tag
+
+
+def column_value(fields: dict[str, Any], column: str) -> Any:
+    """A row's value of a column; a dotted name (metadata.language) walks into JSON objects when no
+    column has the whole name."""
+    if column in fields or "." not in column:
+        return fields.get(column)
+    value: Any = fields
+    for key in column.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def has_column(columns: tuple[str, ...], column: str) -> bool:
+    return column in columns or ("." in column and column.split(".", 1)[0] in columns)
 
 
 def as_text(value: Any, column: str) -> str | None:
@@ -123,7 +145,7 @@ def parse_examples(value: Any, column: str) -> list[str]:
 class SourceMapper:
     """Maps the rows of one file format of one source to records of the source's kind."""
 
-    def __init__(self, source: Source, fmt: str):
+    def __init__(self, source: Source, fmt: str, languages: Iterable[str] = ()):
         self.source = source
         required, optional = KIND_FIELDS[source.kind]
         if source.pivot_lang is None:
@@ -135,15 +157,28 @@ class SourceMapper:
         self.required = {name: column(name) for name in required}
         self.optional = {name: column(name) for name in optional}
         self.must_exist = dict(self.required, **{name: column(name) for name in optional if name in columns})
+        # per-row language and split group; a media stage's records carry neither
+        self.lang_column = columns.get("lang")
+        self.group_column = None if fmt == "media" else source.group_by
+        for name, mapped in (("lang", self.lang_column), ("group_by", self.group_column)):
+            if mapped:
+                self.must_exist[name] = mapped
+        self.languages = {tag.lower(): tag for tag in languages}  # tags are case-insensitive (BCP 47)
+
+    @property
+    def per_row(self) -> bool:
+        """Whether rows differ in language or group, which the column-wise parallel path assumes they do not."""
+        return bool(self.lang_column or self.group_column)
 
     def check_header(self, header: Header) -> tuple[str, ...]:
         """Stop on a mapped column the file lacks (a typo or the wrong file) or has twice (which one is
         meant?); return the columns no record field reads, so the caller can say they are ignored."""
         for name, column in self.must_exist.items():
-            if column not in header.columns:
+            if not has_column(header.columns, column):
                 hint = difflib.get_close_matches(column, header.columns, n=1)
                 maybe = f"; did you mean {hint[0]!r}?" if hint else ""
-                mapped = "" if name in self.source.columns else f" (set columns.{name} in sources.yaml to map it)"
+                mapped = "" if name in self.source.columns or name == "group_by" else \
+                    f" (set columns.{name} in sources.yaml to map it)"
                 raise UserError(f"sources.yaml: source {self.source.id!r}: {header.file} has no column {column!r} for "
                                 f"{name}{maybe}{mapped}; its columns are: {', '.join(header.columns) or 'none'}")
             if column in header.duplicates:
@@ -151,20 +186,22 @@ class SourceMapper:
                 raise UserError(f"sources.yaml: source {self.source.id!r}: {header.file} has more than one column "
                                 f"named {column!r} (read as {', '.join(copies)}); rename them in the file, or map "
                                 f"{name} to the one meant (columns: {{{name}: {copies[-1]}}} in sources.yaml)")
-        used = set(self.required.values()) | set(self.optional.values())
+        used = {column.split(".", 1)[0] for column in (*self.required.values(), *self.optional.values(),
+                                                       self.lang_column, self.group_column) if column}
         return tuple(column for column in header.columns if column not in used)
 
     def _values(self, row: Row) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name, column in self.required.items():
             label = repr(column) if column == name else f"{column!r} ({name})"
-            if column not in row.fields:
+            value = column_value(row.fields, column)
+            if value is None and column not in row.fields:
                 raise Rejected("missing_field", f"no column {label} in this row")
-            values[name] = self._value(name, column, row.fields[column])
+            values[name] = self._value(name, column, value)
             if values[name] is None or (isinstance(values[name], str) and not values[name].strip()):
                 raise Rejected("missing_field", f"column {label} is empty")
         for name, column in self.optional.items():
-            value = row.fields.get(column)
+            value = column_value(row.fields, column)
             if value is not None and not (isinstance(value, str) and not value.strip()):  # an empty cell is absent
                 values[name] = self._value(name, column, value)
         return values
@@ -200,18 +237,37 @@ class SourceMapper:
         else:
             text, pivot_text = values["text"], values.get("pivot_text")
             meta["media"] = values.get("media")
+        if self.group_column:
+            group = as_text(column_value(row.fields, self.group_column), self.group_column)
+            if group is not None and group.strip():
+                meta["group"] = declared_group(self.source.id, group.strip())
         try:
-            return make_record(source=self.source.id, kind=kind, lang=self.source.lang, text=text, origin=row.origin,
+            return make_record(source=self.source.id, kind=kind, lang=self._lang(row), text=text, origin=row.origin,
                                pivot_lang=self.source.pivot_lang if pivot_text is not None else None,
                                pivot_text=pivot_text, meta=meta)
         except UnicodeEncodeError:  # hashing needs UTF-8, and so does Arrow
             raise Rejected("invalid_unicode", "a lone surrogate (an unpaired \\ud800-\\udfff escape) in the text") from None
 
 
+    def _lang(self, row: Row) -> str:
+        """The row's tag from its lang column (an empty cell: the source's lang), checked against the inventory."""
+        if not self.lang_column:
+            return self.source.lang
+        value = as_text(column_value(row.fields, self.lang_column), self.lang_column)
+        if value is None or not value.strip():
+            return self.source.lang
+        tag = value.strip()
+        known = self.languages.get(tag.lower())
+        if known is None:
+            raise Rejected("unknown_lang", f"language tag {tag!r} in column {self.lang_column!r} is not in the "
+                                           f"language inventory (add it to data/inventory/languages.csv)", tag=tag)
+        return known
+
+
 def check_source(source: Source) -> None:
     """Settings that can be checked before reading a byte."""
     required, optional = KIND_FIELDS[source.kind]
-    allowed = required + optional
+    allowed = required + optional + ROW_FIELDS
     for name in source.columns:
         if name not in allowed:
             hint = difflib.get_close_matches(name, allowed, n=1)

@@ -1,6 +1,8 @@
 """Train/val/test assignment by hashing a grouping key.
 
 The group of a row:
+- a group the row declares (meta "group"): a source's `group_by` column (declared_group) or, for a
+  synthetic variation, its seed's group, so both land on the same side;
 - dictionary: its headword (meta "headword" if ingest recorded one, else text) in comparison
   form (casefolded, punctuation ignored), so "Adem", "adem" and "adem!" share a split;
 - any kind whose meta names a "document" or "doc_id": that document within its source, so the
@@ -29,10 +31,18 @@ SPLITS = ("train", "val", "test")
 DOCUMENT_KEYS = ("document", "doc_id")
 
 
+def declared_group(source: str, value: str) -> str:
+    """The group of a row whose source declares `group_by`: that column's value, within its source."""
+    return f"group:{source}:{value}"
+
+
 def group_key(kind: str, source: str, text: str, meta: str | None) -> str:
     parsed: dict[str, Any] = {}
-    if meta and any(f'"{key}"' in meta for key in ("headword", *DOCUMENT_KEYS)):
+    if meta and any(f'"{key}"' in meta for key in ("group", "headword", *DOCUMENT_KEYS)):
         parsed = json.loads(meta)
+    declared = parsed.get("group")
+    if isinstance(declared, str) and declared:
+        return declared
     if kind == "dictionary":
         headword = parsed.get("headword")
         return "text:" + comparison_key(headword if isinstance(headword, str) and headword else text)
