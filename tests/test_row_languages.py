@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from ingest_run import ingest_into
+
 from langfoundry.clean.driver import clean_parquet
 from langfoundry.core.config import CleanParams, IngestParams, Source, SplitParams
 from langfoundry.core.errors import UserError
