@@ -3,6 +3,7 @@
 import pyarrow.parquet as pq
 
 from langfoundry.clean.driver import clean_files, clean_metrics
+from langfoundry.clean.screening import load_blocklists
 from langfoundry.core.config import Params, PathsParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import load_inventory
@@ -21,11 +22,12 @@ def main(params: Params, paths: PathsParams | None = None, gate: bool = True) ->
     if not paths.ingested.exists():
         raise UserError(f"{paths.ingested}: not found; run the ingest stage first (dvc repro ingest)")
     require_record_columns(pq.read_schema(paths.ingested), str(paths.ingested), "the ingest stage (dvc repro ingest)")
+    blocklists = load_blocklists(paths.screening, scripts, params.clean.zero_width)
     with early_gate(gate) as early:  # Great Expectations imports in a process of its own while clean works
         # Streamed in batches over all cores rather than read whole: the ingested table can be large.
         outcome = clean_files(paths.ingested, paths.clean, paths.clean_rejects, params.clean, scripts,
-                              where=str(paths.ingested))
-        metrics = write_metrics(paths.metric("clean"), clean_metrics(outcome.counts))
+                              where=str(paths.ingested), blocklists=blocklists)
+        metrics = write_metrics(paths.metric("clean"), clean_metrics(outcome.counts, blocklists))
         print(f"clean: {metrics['rows.in']} in, {metrics['rows.kept']} kept, {metrics['rows.rejected']} rejected")
         if early is not None:
             # the per-source table from what the filters measured: no second pass over the texts

@@ -131,11 +131,14 @@ def test_instruction_joins_instruction_and_input():
     assert format_metrics(result)["skipped.instruction.no_output"] == 1
 
 
-def test_monolingual_records_give_no_example_and_are_counted():
-    record = make_record(source="mono", kind="monolingual", lang="jv-x-banyumas", text="Aku adus.", origin="m:1")
-    result = format_records(split_table([record], ["train"]), params(), seed=1)
+def test_short_monolingual_text_and_a_headword_without_gloss_give_no_example_and_are_counted():
+    short = make_record(source="mono", kind="monolingual", lang="jv-x-banyumas", text="Aku adus.", origin="m:1")
+    bare = make_record(source="dict", kind="dictionary", lang="jv-x-banyumas", text="adus", origin="d:1")
+    result = format_records(split_table([short, bare], ["train"] * 2), params(), seed=1)
     assert result.examples["train"] == []
-    assert format_metrics(result)["records_without_task.monolingual"] == 1
+    metrics = format_metrics(result)
+    assert metrics["skipped.continuation.too_short"] == 1  # continuation needs 4 words
+    assert metrics["records_without_task.dictionary"] == 1
 
 
 @pytest.mark.parametrize("templates, message", [

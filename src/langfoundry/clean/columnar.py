@@ -244,6 +244,16 @@ def to_utf8(latin1: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.nda
     return out, offsets + np.searchsorted(high, offsets)  # plus the bytes added before
 
 
+def key_words(texts: Latin1Texts, key_table: bytes) -> tuple[pa.Array, np.ndarray]:
+    """The words of each text's comparison key (normalize.comparison_key: the text through its Latin-1
+    key table, split on spaces), all texts' back to back, with the text each word is from. Texts with
+    ß or µ, which comparison_key casefolds another way, need the per-text key."""
+    mapped, offsets = to_utf8(np.frombuffer(key_table, dtype=np.uint8)[texts.bytes], texts.offsets)
+    strings = pa.LargeStringArray.from_buffers(texts.count, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(mapped))
+    words = pc.split_pattern(strings, " ")
+    return pc.list_flatten(words), pc.list_parent_indices(words).to_numpy()
+
+
 _HEX = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 

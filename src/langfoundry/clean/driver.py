@@ -4,7 +4,9 @@ clean_batch does one batch: it normalises each side (text, pivot_text, and the l
 meta), replaces personal data with placeholders (langfoundry.clean.pii), and asks the filters
 (langfoundry.clean.filters) which rows to reject. Rows of plain Latin-1 text are already normal and
 hold no personal data, so they stay in Arrow untouched. clean_files streams a file through worker
-processes in batches; clean_metrics sums the counts for metrics/clean.json. Each batch also tallies,
+processes in batches; clean_metrics sums the counts for metrics/clean.json. After the quality filters
+come the screening filters (langfoundry.clean.screening: blocklists, the optional toxicity classifier),
+whose rejects are counted per list and language too. Each batch also tallies,
 per source, its rows in, kept and rejected and the measures of its kept rows that the clean gate
 checks (measures.SourceTally), from the counts the filters took: the gate reads no text again.
 """
@@ -22,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from langfoundry.clean import columnar
+from langfoundry.clean import columnar, screening
 from langfoundry.clean.filters import FILTER_NAMES, SIDES, first_failures
 from langfoundry.clean.measures import BatchSide, SourceTally, count_sources, kept_measures
 from langfoundry.clean.pii import PII_TYPES, scrub_pii
@@ -39,7 +41,8 @@ META_TEXT_KINDS = frozenset({"conversation", "instruction", "dictionary"})
 class CleanResult:
     kept: list[pa.Table] = field(default_factory=list)
     rejects: list[pa.Table] = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)  # ("in"|"kept", lang), ("dropped", filter, lang), ("pii", type, lang)
+    # ("in"|"kept", lang), ("dropped", filter, lang), ("pii", type, lang), ("screening", list, lang)
+    counts: Counter = field(default_factory=Counter)
 
     def kept_table(self, schema: pa.Schema) -> pa.Table:
         return pa.concat_tables(self.kept) if self.kept else schema.empty_table()
@@ -122,6 +125,8 @@ def _counts(langs: list[str], failures: list[tuple[str, str] | None], pii_by_row
     for i, failure in enumerate(failures):
         if failure is not None:
             counts[("dropped", failure[0], langs[i])] += 1
+            if failure[0] == screening.BlocklistFilter.name:
+                counts[("screening", screening.list_of(failure[1]), langs[i])] += 1
     for i in kept:
         for kind, number in pii_by_row.get(i, {}).items():
             counts[("pii", kind, langs[i])] += number
@@ -140,9 +145,10 @@ def _reject_table(table: pa.Table, failures: list[tuple[str, str] | None]) -> pa
 
 
 def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],
-                where: str = "data/interim/ingested.parquet") -> tuple[pa.Table, pa.Table, Counter]:
-    """Normalise, scrub and filter one batch of records: (kept, rejects, counts)."""
-    return _clean_batch(batch, params, scripts, where)[:3]
+                where: str = "data/interim/ingested.parquet",
+                blocklists: screening.Blocklists | None = None) -> tuple[pa.Table, pa.Table, Counter]:
+    """Normalise, scrub, filter and screen one batch of records: (kept, rejects, counts)."""
+    return _clean_batch(batch, params, scripts, where, blocklists=blocklists)[:3]
 
 
 def _source_tally(table: pa.Table, kept_table: pa.Table, kept: list[int], langs: list[str],
@@ -163,7 +169,8 @@ def _source_tally(table: pa.Table, kept_table: pa.Table, kept: list[int], langs:
 
 
 def _clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],
-                 where: str, tally: bool = False) -> tuple[pa.Table, pa.Table, Counter, SourceTally | None]:
+                 where: str, tally: bool = False, blocklists: screening.Blocklists | None = None,
+                 ) -> tuple[pa.Table, pa.Table, Counter, SourceTally | None]:
     """clean_batch, and with tally the batch's SourceTally."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     kinds, langs, pivot_langs = (table.column(name).to_pylist() for name in ("kind", "lang", "pivot_lang"))
@@ -174,7 +181,7 @@ def _clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts:
     prepare = TextPreparer(params)
     sides = _prepared_sides(table, kinds, prepare)
     changed_metas = _prepared_metas(table, kinds, prepare, where)
-    failures = first_failures(kinds, langs, pivot_langs, sides, params, scripts)
+    failures = first_failures(kinds, langs, pivot_langs, sides, params, scripts, screening.screens(params, blocklists))
 
     normalised = table
     for name, values in {"text": _replaced(sides["text"].column, sides["text"].prepared),
@@ -188,11 +195,12 @@ def _clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts:
 
 
 def clean_batches(batches: Iterable[pa.Table | pa.RecordBatch], params: CleanParams, scripts: Mapping[str, str],
-                  where: str = "data/interim/ingested.parquet") -> CleanResult:
+                  where: str = "data/interim/ingested.parquet", blocklists: screening.Blocklists | None = None,
+                  ) -> CleanResult:
     """Clean batches in this process, holding the results in memory (see clean_parquet for files)."""
     result = CleanResult()
     for batch in batches:
-        kept, rejects, counts = clean_batch(batch, params, scripts, where)
+        kept, rejects, counts = clean_batch(batch, params, scripts, where, blocklists)
         result.kept.append(kept)
         result.rejects.append(rejects)
         result.counts.update(counts)
@@ -203,13 +211,15 @@ CLEAN_BATCH_ROWS = 20_000  # rows a worker cleans at a time: enough to amortise 
 _WORKER_SETTINGS: tuple = ()
 
 
-def _start_clean_worker(params: CleanParams, scripts: Mapping[str, str], where: str) -> None:
+def _start_clean_worker(params: CleanParams, scripts: Mapping[str, str], where: str,
+                        blocklists: screening.Blocklists | None) -> None:
     global _WORKER_SETTINGS
-    _WORKER_SETTINGS = (params, scripts, where)
+    _WORKER_SETTINGS = (params, scripts, where, blocklists)
 
 
 def _clean_in_worker(batch: pa.RecordBatch) -> tuple[pa.Table, pa.Table, Counter, SourceTally | None]:
-    return _clean_batch(batch, *_WORKER_SETTINGS, tally=True)
+    params, scripts, where, blocklists = _WORKER_SETTINGS
+    return _clean_batch(batch, params, scripts, where, tally=True, blocklists=blocklists)
 
 
 @dataclass
@@ -220,10 +230,10 @@ class CleanOutcome:
 
 def clean_files(input_path: str | Path, kept_path: str | Path, rejects_path: str | Path, params: CleanParams,
                 scripts: Mapping[str, str], where: str | None = None, batch_rows: int = CLEAN_BATCH_ROWS,
-                workers: int | None = None) -> CleanOutcome:
+                workers: int | None = None, blocklists: screening.Blocklists | None = None) -> CleanOutcome:
     """Clean a record file into kept and rejects files, sorted by (id, origin), streaming in batches
     over `workers` processes (all usable cores by default); returns the counts for clean_metrics and
-    the per-source tally for the clean gate.
+    the per-source tally for the clean gate. blocklists: screening.load_blocklists' lists (none: no lists).
 
     Memory holds a few batches per worker; the kept rows keep the input's (id, origin) order, so
     they are written straight through, and rejects spill to disk only when they arrive out of order
@@ -231,7 +241,7 @@ def clean_files(input_path: str | Path, kept_path: str | Path, rejects_path: str
     """
     source = open_parquet(input_path)
     outcome = CleanOutcome(Counter(), SourceTally(dict(scripts)))
-    settings = (params, dict(scripts), where or str(input_path))
+    settings = (params, dict(scripts), where or str(input_path), blocklists)
     with written_together(SortedParquetWriter(kept_path, source.schema_arrow, ("id", "origin")),
                           SortedParquetWriter(rejects_path, REJECT_SCHEMA, ("id", "origin"))) as (kept, rejects):
         results = ordered_map(_clean_in_worker, source.iter_batches(batch_size=batch_rows),
@@ -251,18 +261,27 @@ def clean_parquet(input_path: str | Path, kept_path: str | Path, rejects_path: s
     return clean_files(input_path, kept_path, rejects_path, params, scripts, where, batch_rows, workers).counts
 
 
-def clean_metrics(counts: Counter) -> dict[str, Any]:
-    """Rows in/kept/rejected, drops per filter and language, and placeholders per type and
-    language in the kept rows (what the training data would otherwise have carried)."""
+def clean_metrics(counts: Counter, blocklists: screening.Blocklists | None = None) -> dict[str, Any]:
+    """Rows in/kept/rejected, drops per filter and language, placeholders per type and language in
+    the kept rows (what the training data would otherwise have carried), and per blocklist its terms
+    and the rows it rejected per language."""
     rows_in = sum(n for key, n in counts.items() if key[0] == "in")
     kept = sum(n for key, n in counts.items() if key[0] == "kept")
     metrics: dict[str, Any] = {"rows": {"in": rows_in, "kept": kept, "rejected": rows_in - kept},
-                               "dropped": {name: {"total": 0} for name in FILTER_NAMES},
+                               "dropped": {name: {"total": 0} for name in FILTER_NAMES + screening.SCREEN_NAMES},
                                "pii": {kind: {"total": 0} for kind in PII_TYPES},
                                "lang": {}}
+    lists = {blocklist.id: {"terms": len(blocklist.terms), "rejected": {"total": 0}}
+             for blocklist in (blocklists.lists if blocklists else ())}
+    if lists:
+        metrics["screening"] = lists
     for key, number in sorted(counts.items()):
         if key[0] in ("in", "kept"):
             metrics["lang"].setdefault(key[1], {"in": 0, "kept": 0})[key[0]] = number
+        elif key[0] == "screening":
+            group = metrics.setdefault("screening", {}).setdefault(key[1], {"rejected": {"total": 0}})["rejected"]
+            group[key[2]] = number
+            group["total"] += number
         else:
             group = metrics[key[0]][key[1]]
             group[key[2]] = number

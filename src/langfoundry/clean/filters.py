@@ -7,13 +7,15 @@ measures) and yields the rows it rejects among those no earlier filter rejected.
 
 To add a filter: add its parameters to CleanParams (core/config.py), write a frozen dataclass here
 whose fields are named like those parameters (configured() fills them in), with a `name` and a
-`check`, and put it in FILTERS where it should apply.
+`check`, and put it in FILTERS where it should apply. The screening filters (blocklists, toxicity:
+langfoundry.clean.screening) need files and endpoints besides parameters; the driver passes them to
+first_failures as `screens`, which apply after FILTERS.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import ClassVar, Protocol
 
@@ -228,14 +230,16 @@ def configured(params: CleanParams) -> list[Filter]:
 
 
 def first_failures(kinds: list[str], langs: list[str], pivot_langs: list[str | None], sides: Mapping[str, BatchSide],
-                   params: CleanParams, scripts: Mapping[str, str]) -> list[tuple[str, str] | None]:
+                   params: CleanParams, scripts: Mapping[str, str],
+                   screens: Sequence[Filter] = ()) -> list[tuple[str, str] | None]:
     """For each row, (filter, detail) of the first filter it fails, or None when it passes all.
 
-    sides hold the normalised (and scrubbed) text and pivot_text; scripts maps language tag -> ISO 15924.
+    sides hold the normalised (and scrubbed) text and pivot_text; scripts maps language tag -> ISO 15924;
+    screens (screening filters) apply after FILTERS, to the rows those pass.
     """
     batch = filter_batch(kinds, langs, pivot_langs, sides, scripts)
     failures: list[tuple[str, str] | None] = [None] * len(kinds)
-    for rule in configured(params):
+    for rule in [*configured(params), *screens]:
         open_rows = np.array([failure is None for failure in failures], dtype=bool)
         for row, detail in rule.check(batch, open_rows):
             if failures[row] is None:

@@ -10,6 +10,7 @@ import traceback
 
 from langfoundry.cli.arguments import share_argument
 from langfoundry.cli.check import run_check
+from langfoundry.cli.lookup import add_parser as add_lookup
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import validate_project
 from langfoundry.core.records import KINDS
@@ -20,6 +21,7 @@ FORMATS = sorted(set(FORMAT_BY_SUFFIX.values()))
 SERVERS = {
     "serve": ("langfoundry.serve.cli", "OpenAI-compatible server of the champion and challenger models (A/B, shadow)"),
     "review": ("langfoundry.serve.review", "blind comparison of two models' answers in the browser -> metrics/preference.json"),
+    "review-data": ("langfoundry.cli.review_data", "accept or reject synthetic variations -> data/review/synthetic.jsonl"),
 }
 
 
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     one_file.add_argument("--inventory", default="data/inventory/languages.csv")
     one_file.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     one_file.set_defaults(func=run_check)
+    add_lookup(commands)
     for name, (_, help_text) in SERVERS.items():
         commands.add_parser(name, help=f"{help_text} (langfoundry {name} --help)", add_help=False)
     return parser

@@ -12,7 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from langfoundry.core.format_config import MixParams
 from langfoundry.core.records import KINDS
+from langfoundry.core.screening_config import ScreeningParams
 from langfoundry.core.source_config import (  # noqa: F401  (re-exported: callers import sources.yaml's models from here)
     ACQUIRED_DIR,
     MEDIA_DIR,
@@ -31,6 +33,7 @@ from langfoundry.core.source_config import (  # noqa: F401  (re-exported: caller
     source_inputs,
 )
 from langfoundry.core.strict_yaml import Strict, load_yaml, validate_model
+from langfoundry.core.synth_config import SynthesizeParams
 
 # --- params.yaml -------------------------------------------------------------
 
@@ -53,6 +56,7 @@ class CleanParams(Strict):
     repetition_unit: Literal["words", "substrings"] = "words"  # substrings: any 3-101 characters, spaces between
     scrub_pii: bool = True
     char_whitelist: dict[str, str] = {}  # lang tag -> every character allowed besides spaces
+    screening: ScreeningParams = ScreeningParams()  # blocklists (paths.screening) and an optional toxicity classifier
 
 
 class NearDedupParams(Strict):
@@ -79,7 +83,7 @@ class SplitParams(Strict):
         return self
 
 
-TaskName = Literal["translate_to_pivot", "translate_from_pivot", "vocabulary", "conversation", "instruction"]
+TaskName = Literal["translate_to_pivot", "translate_from_pivot", "vocabulary", "conversation", "instruction", "continuation"]
 
 
 class FormatParams(Strict):
@@ -88,6 +92,7 @@ class FormatParams(Strict):
     language_names: dict[str, str] = {}  # tag -> name shown in prompts (default: the tag)
     templates: dict[str, str] = {}  # template name -> text with {placeholders}; overrides the built-ins
     task_weights: dict[TaskName, float] = {}  # 0 drops a task; in train, <1 subsamples and >1 repeats
+    mix: MixParams = MixParams()  # share of train examples per source or category
 
     @model_validator(mode="after")
     def _weights_non_negative(self) -> FormatParams:
@@ -158,6 +163,9 @@ class EvaluateParams(Strict):
     bleu_tokenize: Literal["13a", "char", "flores101", "flores200", "intl", "ja-mecab", "ko-mecab", "none",
                            "spBLEU-1K", "spm", "zh"] = "intl"
     report_samples: int = Field(10, ge=0)
+    dictionary_context: bool = False  # translation prompts carry the training dictionary's entries for their words
+    dictionary_entries: int = Field(5, ge=1)  # at most this many entries per prompt
+    dictionary_template: str = "Kamus:\n{entries}\n\n{prompt}"  # in format.template_lang; checked by model.dictionary_context
 
 
 class ExtendParams(Strict):
@@ -294,6 +302,7 @@ class PathsParams(Strict):
     stages read them here, so renaming an output is one line of params.yaml."""
     sources: Path = Field(Path("sources.yaml"), strict=False)
     inventory: Path = Field(Path("data/inventory/languages.csv"), strict=False)
+    screening: Path = Field(Path("data/screening"), strict=False)  # blocklists: <tag>.txt or <tag>/<list>.txt
     raw: Path = Field(Path("data/raw"), strict=False)
     acquired: Path = Field(Path("data/raw/acquired"), strict=False)
     media: Path = Field(Path("data/interim/media"), strict=False)  # text the ocr and align stages extracted
@@ -305,6 +314,7 @@ class PathsParams(Strict):
     dedup: Path = Field(Path("data/interim/dedup.parquet"), strict=False)
     dedup_rejects: Path = Field(Path("data/interim/dedup_rejects.parquet"), strict=False)
     split: Path = Field(Path("data/interim/split.parquet"), strict=False)
+    dictionary: Path = Field(Path("data/interim/dictionary.sqlite"), strict=False)  # vocabulary index of the train split
     processed: Path = Field(Path("data/processed"), strict=False)
     base: Path = Field(Path("models/base"), strict=False)
     adapter: Path = Field(Path("models/adapter"), strict=False)
@@ -315,6 +325,9 @@ class PathsParams(Strict):
     expectations: Path = Field(Path("expectations"), strict=False)
     metrics: Path = Field(Path("metrics"), strict=False)
     reports: Path = Field(Path("reports"), strict=False)
+    synthetic_templates: Path = Field(Path("templates/synthesize"), strict=False)  # <template_lang>/<register>.txt
+    synthetic_cache: Path = Field(Path("data/synthetic_cache"), strict=False)  # endpoint answers by request hash
+    synthetic_review: Path = Field(Path("data/review/synthetic.jsonl"), strict=False)  # review-data's decisions
 
     @model_validator(mode="after")
     def _acquired_is_fixed(self) -> PathsParams:
@@ -356,6 +369,7 @@ class Params(Strict):
     export: ExportParams = ExportParams()
     serve: ServeParams = ServeParams()
     media: MediaParams = MediaParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -23,10 +24,13 @@ import pyarrow as pa
 from langfoundry.core.config import FormatParams
 from langfoundry.core.errors import UserError
 
-TASKS = ("translate_to_pivot", "translate_from_pivot", "vocabulary", "conversation", "instruction")
+TASKS = ("translate_to_pivot", "translate_from_pivot", "vocabulary", "conversation", "instruction", "continuation")
 TRANSLATION_TASKS = ("translate_to_pivot", "translate_from_pivot")
 SPLITS = ("train", "val", "test")
 ROLES = ("system", "user", "assistant")
+# Text without a translation: the model learns the language by continuing it (plain language modelling).
+CONTINUATION_KINDS = ("monolingual", "ocr", "transcription")
+MIN_CONTINUATION_WORDS = 4  # fewer words leave too little to continue from, or to continue with
 
 # template name -> (placeholders it must use, placeholders it may use)
 TEMPLATE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -35,6 +39,7 @@ TEMPLATE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "vocabulary_pos": (frozenset({"pos"}), frozenset({"pos"})),
     "vocabulary_example": (frozenset({"example"}), frozenset({"example"})),
     "instruction_input": (frozenset({"instruction", "input"}), frozenset({"instruction", "input"})),
+    "continuation": (frozenset({"text"}), frozenset({"text", "source_name"})),
 }
 
 # Built-in wording per template language; params.yaml format.templates overrides any of them.
@@ -45,6 +50,7 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "vocabulary_pos": "Kelas kata: {pos}",
         "vocabulary_example": "Contoh: {example}",
         "instruction_input": "{instruction}\n\n{input}",
+        "continuation": "Lanjutkan teks {source_name} berikut:\n{text}",
     },
     "en": {
         "translate": "Translate from {source_name} to {target_name}:\n{text}",
@@ -52,6 +58,7 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "vocabulary_pos": "Part of speech: {pos}",
         "vocabulary_example": "Example: {example}",
         "instruction_input": "{instruction}\n\n{input}",
+        "continuation": "Continue this {source_name} text:\n{text}",
     },
 }
 
@@ -125,6 +132,7 @@ class FormatResult:
     records_without_task: Counter = field(default_factory=Counter)  # kind -> count
     dropped_by_weight: Counter = field(default_factory=Counter)  # task -> train examples left out
     repeated_by_weight: Counter = field(default_factory=Counter)  # task -> extra train copies
+    extra: dict[str, Any] = field(default_factory=dict)  # flat metrics of the train mix and synthetic records
 
 
 Built = tuple[list[dict[str, str]], str, str]  # (messages, source_text, reference)
@@ -198,6 +206,15 @@ class Formatter:
         prompt = self.templates["instruction_input"].format(instruction=instruction, input=extra) if extra else instruction
         return self.chat(prompt, output), prompt, output
 
+    def continuation(self, record: Mapping[str, Any]) -> Built:
+        """The first half of the words as the prompt, the rest as the answer."""
+        parts = continuation_parts(record["text"])
+        if parts is None:
+            raise _Skip("too_short")
+        head, rest = parts
+        prompt = self.templates["continuation"].format(source_name=self.name(record["lang"]), text=head)
+        return self.chat(prompt, rest), head, rest
+
     def tasks_for(self, record: Mapping[str, Any], meta: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
         """(task, thunk) pairs a record offers; a thunk returns (messages, source_text, reference)."""
         kind = record["kind"]
@@ -212,6 +229,22 @@ class Formatter:
             yield "conversation", lambda: self.conversation(meta)
         if kind == "instruction":
             yield "instruction", lambda: self.instruction(record, meta)
+        if kind in CONTINUATION_KINDS and not has_pair:
+            yield "continuation", lambda: self.continuation(record)
+
+
+def continuation_parts(text: str) -> tuple[str, str] | None:
+    """(head, rest) cut at the word that starts the second half, line breaks kept; None when too short."""
+    words = list(re.finditer(r"\S+", text or ""))
+    if len(words) < MIN_CONTINUATION_WORDS:
+        return None
+    start = words[len(words) // 2].start()
+    return text[:start].strip(), text[start:].strip()
+
+
+def continued_text(head: str, rest: str) -> str:
+    """The whole text of a continuation example again (the cut's whitespace becomes one space)."""
+    return f"{head} {rest}"
 
 
 def _text(value: Any) -> str:
@@ -305,6 +338,7 @@ def format_metrics(result: FormatResult) -> dict[str, Any]:
         metrics[f"train.dropped_by_weight.{task}"] = count
     for task, count in result.repeated_by_weight.items():
         metrics[f"train.repeated_by_weight.{task}"] = count
+    metrics.update(result.extra)
     return dict(sorted(metrics.items()))
 
 

@@ -32,6 +32,7 @@ from langfoundry.data.readers import BadRow, Header, Row, SourceFile, read_file,
 from langfoundry.data.readers.encoding import RAW_PREFIX_CHARS, is_empty
 from langfoundry.data.readers.rows import one_line, raw_json
 from langfoundry.data.readers.text import AlignedBlock, aligned_blocks
+from langfoundry.data.synth_records import SYNTHETIC_FORMAT, is_synthetic, read_synthetic, synthetic_files, synthetic_sources
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ def _read_into(file: SourceFile, source: Source, mapper: SourceMapper, counts: S
     columns = ParallelColumns(source, mapper, records) if source.kind == "parallel" and not mapper.per_row else None
     if columns is not None and file.pivot_path is not None and set(mapper.required.values()) == {"text", "pivot_text"}:
         items = aligned_blocks(file.path, file.name, file.pivot_path, file.pivot_name or "", source)
+    elif file.format == SYNTHETIC_FORMAT:  # the synthesize stage's variations, with their provenance meta
+        items = read_synthetic(file.path, file.name, source)
     else:
         items = read_file(file, source)
     for item in items:
@@ -167,7 +170,8 @@ def ingest_source(source: Source, root: Path, allow_outside_repo: bool, records:
     tags, which a row's own tag (a lang column) must be one of."""
     counts = SourceCounts()
     mappers: dict[str, SourceMapper] = {}
-    for file in source_files(source, root, allow_outside_repo):
+    files = synthetic_files(source, root) if is_synthetic(source) else source_files(source, root, allow_outside_repo)
+    for file in files:
         counts.files += 1
         mapper = mappers.setdefault(file.format, SourceMapper(source, file.format, languages))
         _ingest_file(file, source, mapper, counts, records, rejects)
@@ -204,6 +208,7 @@ def _read_sources(sources: Iterable[Source], params: IngestParams, inventory: di
         log.info("planned, not read (coverage lists them): %s", ", ".join(planned))
     sources = [source for source in sources if not source.planned]
     root = Path(root)
+    sources += synthetic_sources(sources, root)  # <seed>.synthetic: variations the synthesize stage wrote
     per_source: dict[str, SourceCounts] = {}
     for source in sources:
         counts = per_source[source.id] = ingest_source(source, root, params.allow_outside_repo, records, rejects,

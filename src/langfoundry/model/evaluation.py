@@ -1,6 +1,9 @@
 """Evaluate the base model and its LoRA adapter on the test set, beside a dictionary baseline.
 
-Both models answer every test prompt with greedy decoding (batched, left-padded);
+Both models answer every test prompt with greedy decoding (batched, left-padded) and, with
+evaluate.dictionary_context, again with the train split's dictionary entries in the translation
+prompts (model.dictionary_context): the main scores are then those with context, `<model>.no_context.*`
+those without;
 answers are scored with sacrebleu (see scoring.py), and each model's perplexity is
 measured on the test set's target-language text. Outputs: flat metrics, one
 prediction line per example and model, and a markdown report.
@@ -19,6 +22,7 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import load_inventory, region_keys
 from langfoundry.core.storage import read_jsonl, write_jsonl, write_metrics
 from langfoundry.model.determinism import pin_threads
+from langfoundry.model.dictionary_context import add_context
 from langfoundry.model.progress import Progress
 from langfoundry.model.scoring import (
     DictionaryBaseline,
@@ -42,12 +46,14 @@ class EvalPaths:
     predictions: Path
     report: Path
     inventory: Path  # regions of the languages, for per-region scores
+    dictionary: Path | None = None  # the vocabulary index (dictionary stage), read when evaluate.dictionary_context is on
 
     @classmethod
     def from_params(cls, paths: PathsParams) -> EvalPaths:
         return cls(test=paths.split_file("test"), train=paths.split_file("train"), base=paths.base,
                    adapter=paths.adapter, metrics=paths.metric("eval"), predictions=paths.reports / "predictions.jsonl",
-                   report=paths.reports / "eval.md", inventory=paths.inventory)
+                   report=paths.reports / "eval.md", inventory=paths.inventory,
+                   dictionary=paths.dictionary)
 
 
 def _device() -> str:
@@ -206,6 +212,18 @@ def evaluate_model(model, tokenizer, examples, texts, params: EvaluateParams, na
     return hypotheses, nll
 
 
+def context_hypotheses(model, tokenizer, plain: Sequence[str], examples, with_context, params: EvaluateParams,
+                       name: str) -> list[str]:
+    """Answers to the prompts with dictionary context; a prompt that got no entries keeps its plain answer."""
+    changed = [index for index, (example, extended) in enumerate(zip(examples, with_context)) if extended is not example]
+    answers = generate(model, tokenizer, chat_prompts(tokenizer, [with_context[index] for index in changed]),
+                       params.batch_size, params.max_new_tokens, desc=f"{name}: generate with dictionary")
+    out = list(plain)
+    for index, answer in zip(changed, answers):
+        out[index] = answer
+    return out
+
+
 def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths) -> dict[str, Any]:
     """Score base, adapter and the dictionary baseline; write metrics, predictions and the report."""
     import torch
@@ -226,6 +244,12 @@ def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths) -> dict[
 
     hypotheses: dict[str, list[str]] = {}
     metrics: dict[str, Any] = {"n_examples": len(examples), "n_perplexity_texts": len(texts)}
+    with_context = None
+    if params.dictionary_context:
+        if paths.dictionary is None:
+            raise UserError("evaluate.dictionary_context is on but no dictionary index was given; set paths.dictionary")
+        with_context, counts = add_context(examples, paths.dictionary, params)
+        metrics.update(counts)
     model = load_base(paths.base)
     for name in MODELS:
         if name == "adapter":
@@ -233,6 +257,11 @@ def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths) -> dict[
         tokenizer = load_tokenizer(paths.adapter if name == "adapter" and (paths.adapter / "tokenizer_config.json").exists()
                                    else paths.base)
         hypotheses[name], nll = evaluate_model(model, tokenizer, examples, texts, params, name)
+        if with_context is not None:
+            hypotheses[f"{name}.no_context"] = hypotheses[name]
+            hypotheses[name] = context_hypotheses(model, tokenizer, hypotheses[name], examples, with_context, params, name)
+            plain = score_predictions(examples, hypotheses[f"{name}.no_context"], scorer, regions)
+            metrics.update({f"{name}.no_context.{key}": value for key, value in plain.items()})
         scores = score_predictions(examples, hypotheses[name], scorer, regions)
         scores.update(perplexities(texts, nll, regions))
         metrics.update({f"{name}.{key}": value for key, value in scores.items()})
@@ -261,7 +290,9 @@ def run_evaluation(params: EvaluateParams, seed: int, paths: EvalPaths) -> dict[
 
 def prediction_rows(examples, translations, hypotheses: Mapping[str, list[str]]) -> list[dict[str, Any]]:
     rows = []
-    for name, subset in (("base", examples), ("adapter", examples), ("baseline", translations)):
+    subsets = [("base", examples), ("adapter", examples), ("baseline", translations)]
+    subsets += [(f"{name}.no_context", examples) for name in MODELS if f"{name}.no_context" in hypotheses]
+    for name, subset in subsets:
         for example, hypothesis in zip(subset, hypotheses[name]):
             rows.append({"id": example["id"], "model": name, "task": example["task"], "lang": example["lang"],
                          "source": example["source_text"], "reference": example["reference"], "hypothesis": hypothesis})

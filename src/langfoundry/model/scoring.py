@@ -12,7 +12,7 @@ from typing import Any
 import regex
 
 from langfoundry.core.errors import UserError
-from langfoundry.data.chat import TRANSLATION_TASKS, hash_unit
+from langfoundry.data.chat import TRANSLATION_TASKS, continued_text, hash_unit
 
 # Words in any script: letters with their combining marks (Malayalam, N'Ko), digits, joiners.
 WORD = regex.compile(r"[\w\p{M}\u200c\u200d]+")
@@ -100,7 +100,9 @@ def target_language_texts(examples: Iterable[Mapping[str, Any]]) -> list[tuple[s
     """(lang, text) for the side of each example written in its record language, each once, sorted."""
     texts: set[tuple[str, str]] = set()
     for example in examples:
-        if example["task"] in ("translate_to_pivot", "vocabulary"):
+        if example["task"] == "continuation":  # the whole text: its first half is in the prompt, the rest answers
+            text = continued_text(example["source_text"], example["reference"])
+        elif example["task"] in ("translate_to_pivot", "vocabulary"):
             text = example["source_text"]
         else:  # translate_from_pivot, conversation and instruction answer in the record language
             text = example["reference"]

@@ -55,6 +55,31 @@ def _sample(examples: Sequence[Mapping[str, Any]], count: int) -> list[int]:
     return chosen
 
 
+def _context_section(metrics: Mapping[str, Any]) -> list[str]:
+    """With evaluate.dictionary_context: the scores with and without the entries in the prompts."""
+    if "base.no_context.chrf" not in metrics:
+        return []
+    lines = ["", "## Dictionary context (chrF)", "",
+             f"{metrics.get('dictionary_context.prompts', 0)} of {metrics.get('dictionary_context.translation_prompts', 0)} "
+             f"translation prompts carried {metrics.get('dictionary_context.entries', 0)} entries of the training "
+             "split's dictionary (data/interim/dictionary.sqlite); the other prompts are unchanged. "
+             "The main tables above score the prompts with context.", ""]
+    rows = []
+    for label, key in (("all tasks", "chrf"), ("translation", "translation.chrf"),
+                       ("translate_to_pivot", "translate_to_pivot.chrf"), ("translate_from_pivot", "translate_from_pivot.chrf")):
+        if f"base.{key}" not in metrics:
+            continue
+        cells = [label]
+        for model in ("base", "adapter"):
+            without, with_ = metrics.get(f"{model}.no_context.{key}"), metrics.get(f"{model}.{key}")
+            gain = with_ - without if isinstance(with_, (int, float)) and isinstance(without, (int, float)) else None
+            cells += [_number(metrics, f"{model}.no_context.{key}"), _number(metrics, f"{model}.{key}"),
+                      f"{gain:+.2f}" if gain is not None else "–"]
+        rows.append(cells)
+    return lines + _table(["chrF", "base without", "base with", "base gain", "adapter without", "adapter with",
+                           "adapter gain"], rows)
+
+
 def render_report(metrics: Mapping[str, Any], examples: Sequence[Mapping[str, Any]], hypotheses: Mapping[str, list[str]],
                   translations: Sequence[Mapping[str, Any]], samples: int) -> str:
     lines = ["# Evaluation", "",
@@ -75,6 +100,8 @@ def render_report(metrics: Mapping[str, Any], examples: Sequence[Mapping[str, An
                  + [_number(metrics, f"{model}.{task}.bleu") for model in ("base", "adapter", "baseline")] for task in tasks]
     lines += _table(["task", "n", "base chrF", "adapter chrF", "delta chrF", "baseline chrF",
                      "base BLEU", "adapter BLEU", "baseline BLEU"], task_rows)
+
+    lines += _context_section(metrics)
 
     directions = sorted({direction(example) for example in translations})
     if directions:
