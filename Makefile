@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-serve gguf-llama-cpp bench-gpu clean-venv register promote rollback registry
+.PHONY: examples system-deps venv repro cycle pr-report test test-fast lint bench bench-noise bench-pipeline bench-model bench-data bench-scale bench-serve gguf-llama-cpp bench-gpu clean-venv register promote rollback registry
 
 venv: $(STAMP)
 
@@ -122,6 +122,30 @@ rollback: $(STAMP)
 
 registry: $(STAMP)
 	$(REGISTRY) show
+
+# The walkthroughs (examples/<name>/README.md): each builds its own input offline and runs in examples/<name>/work.
+EXAMPLES := $(notdir $(patsubst %/run.py,%,$(wildcard examples/*/run.py)))
+example-%: $(STAMP) system-deps
+	$(BIN)/python examples/$*/run.py
+
+examples: $(addprefix example-,$(EXAMPLES))
+
+# reports/data_stats.md (+ reports/data_stats/*.png, metrics/data_stats.json): examples per task and language,
+# length distributions, random samples per task, from data/processed (run `dvc repro format` first).
+# make serve: langfoundry serve on MODEL (a folder or a registry stage: prod, staging) at PORT; make demo: the
+# same server, with its chat page at http://127.0.0.1:$(PORT)/demo.
+.PHONY: data-stats serve demo
+MODEL ?= models/merged
+PORT ?= 8000
+data-stats: $(STAMP)
+	langfoundry data-stats
+
+serve: $(STAMP)
+	langfoundry serve --champion $(MODEL) --mode champion_only --port $(PORT)
+
+demo: $(STAMP)
+	@echo "demo: the chat page is http://127.0.0.1:$(PORT)/demo once the model has loaded (Ctrl-C stops it)"
+	langfoundry serve --champion $(MODEL) --mode champion_only --port $(PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -20,6 +20,7 @@ from langfoundry.media.scans import ocr_source
 from langfoundry.media.video_text import ocr_video_source
 
 STAGE_FOLDER = "ocr"
+FRAMES = "frames"  # media.video.keep_frames: <source>/<frame>.png and <source>.jsonl (origin -> image)
 
 
 def make_engine(settings: OcrParams) -> OcrEngine:
@@ -69,7 +70,7 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
                     partial.open("w", encoding="utf-8", newline="\n") as records:
                 if source.media == "video":
                     counts = ocr_video_source(source, engine, settings.min_confidence, params.media.video, root,
-                                              records, review)
+                                              records, review, folder / FRAMES if params.media.video.keep_frames else None)
                     read = (f"{counts.videos} video(s), {counts.sampled} frames sampled, {counts.kept_frames} kept "
                             f"({counts.dropped_duplicate} near-duplicates dropped), {counts.lines} lines: {counts.kept} "
                             f"kept, {counts.review} to review; {counts.subtitle_cues} subtitle cues")

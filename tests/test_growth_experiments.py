@@ -22,7 +22,8 @@ def test_a_mix_experiment_resamples_train_and_caps_a_small_source(tiny_pipeline:
     repo = clone_built(tiny_pipeline, tmp_path / "repo")
     # the scans repeat the dictionary's entries, so dedup leaves them a handful of train examples: too few for 10%
     shares = "{banyumasan-dictionary: 0.9, banyumasan-scans: 0.1}"
-    run(["dvc", "exp", "run", "-S", f"format.mix.shares={shares}", "format"], repo)
+    # ++: the committed shares map is empty, so its keys are new to Hydra's override grammar
+    run(["dvc", "exp", "run", "-S", f"++format.mix.shares={shares}", "format"], repo)
     metrics = only_experiment(repo)["metrics"]["metrics/format.json"]
     assert metrics["mix.asked.banyumasan-scans"] == 0.1
     small = metrics["mix.examples_before.banyumasan-scans"]

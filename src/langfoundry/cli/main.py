@@ -22,6 +22,8 @@ SERVERS = {
     "serve": ("langfoundry.serve.cli", "OpenAI-compatible server of the champion and challenger models (A/B, shadow)"),
     "review": ("langfoundry.serve.review", "blind comparison of two models' answers in the browser -> metrics/preference.json"),
     "review-data": ("langfoundry.cli.review_data", "accept or reject synthetic variations -> data/review/synthetic.jsonl"),
+    "data-stats": ("langfoundry.cli.data_stats", "examples per task and language, lengths, samples -> reports/data_stats.md"),
+    "export-data": ("langfoundry.cli.export_data", "processed examples as OpenAI or Vertex AI tuning JSONL, validated"),
 }
 
 

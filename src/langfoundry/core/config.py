@@ -34,6 +34,7 @@ from langfoundry.core.source_config import (  # noqa: F401  (re-exported: caller
 )
 from langfoundry.core.strict_yaml import Strict, load_yaml, validate_model
 from langfoundry.core.synth_config import SynthesizeParams
+from langfoundry.core.vision_config import VisionParams
 
 # --- params.yaml -------------------------------------------------------------
 
@@ -263,6 +264,7 @@ class VideoParams(Strict):
     fps: float = Field(0.2, gt=0.0, le=30.0)  # frames sampled per second of video (0.2: one every 5 s)
     dedup_similarity: float = Field(0.85, ge=0.0, le=1.0)  # a frame this similar (pHash) to the last kept one is dropped
     subtitles: bool = True  # read lesson.srt / lesson.<lang>.vtt beside lesson.mp4 as timed text
+    keep_frames: bool = False  # save each kept frame as PNG (media/ocr/frames/): the images of vision examples
 
 
 class AudioParams(Strict):
@@ -328,6 +330,7 @@ class PathsParams(Strict):
     synthetic_templates: Path = Field(Path("templates/synthesize"), strict=False)  # <template_lang>/<register>.txt
     synthetic_cache: Path = Field(Path("data/synthetic_cache"), strict=False)  # endpoint answers by request hash
     synthetic_review: Path = Field(Path("data/review/synthetic.jsonl"), strict=False)  # review-data's decisions
+    vision: Path = Field(Path("data/vision"), strict=False)  # image-and-text examples: {train,val,test}.jsonl, images/
 
     @model_validator(mode="after")
     def _acquired_is_fixed(self) -> PathsParams:
@@ -370,6 +373,7 @@ class Params(Strict):
     serve: ServeParams = ServeParams()
     media: MediaParams = MediaParams()
     synthesize: SynthesizeParams = SynthesizeParams()
+    vision: VisionParams = VisionParams()
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

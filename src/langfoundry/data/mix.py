@@ -18,6 +18,7 @@ from typing import Any
 from langfoundry.core.errors import UserError
 from langfoundry.core.format_config import MixParams
 from langfoundry.data.chat import hash_unit
+from langfoundry.data.synth_records import SYNTHETIC_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ def group_function(mix: MixParams, categories: Mapping[str, str | None] | None) 
 
     def category(example: Example) -> str:
         name = categories.get(example["source"])
+        if name is None and example["source"].endswith(SYNTHETIC_SUFFIX):  # variations: their seed source's category
+            name = categories.get(example["source"].removesuffix(SYNTHETIC_SUFFIX))
         if not name:
             raise UserError(f"sources.yaml: source {example['source']!r} has no category, so format.mix.by: category "
                             f"cannot place its examples; give it a category or set format.mix.by: source")

@@ -43,7 +43,8 @@ def group_key(kind: str, source: str, text: str, meta: str | None) -> str:
     declared = parsed.get("group")
     if isinstance(declared, str) and declared:
         return declared
-    if kind == "dictionary":
+    video = parsed.get("document")  # every entry read off one video's frames stays with that video (media/video.py)
+    if kind == "dictionary" and not (isinstance(video, str) and video.startswith("video:")):
         headword = parsed.get("headword")
         return "text:" + comparison_key(headword if isinstance(headword, str) and headword else text)
     document = next((parsed[key] for key in DOCUMENT_KEYS if parsed.get(key) not in (None, "")), None)

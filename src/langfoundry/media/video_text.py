@@ -21,7 +21,7 @@ from langfoundry.media.inputs import media_files, shown_path
 from langfoundry.media.ocr import OcrEngine
 from langfoundry.media.scans import ocr_language, record_fields
 from langfoundry.media.subtitles import find_subtitles, pair_cues_with_video, read_subtitles
-from langfoundry.media.video import VIDEO_SUFFIXES, frame_group, sample_video, video_origin
+from langfoundry.media.video import VIDEO_SUFFIXES, VideoFrame, frame_group, sample_video, video_origin
 
 
 @dataclass
@@ -49,9 +49,9 @@ def video_files(source: Source, root: Path) -> list[Path]:
 
 
 def ocr_video_source(source: Source, engine: OcrEngine, min_confidence: float, settings: VideoParams, root: Path,
-                     records: IO[str], review: IO[str]) -> VideoCounts:
+                     records: IO[str], review: IO[str], frames: Path | None = None) -> VideoCounts:
     """Frames and subtitles of every video of a source: records to `records`, unsure lines and rejected videos
-    to `review` (JSON Lines); the counts."""
+    to `review` (JSON Lines); the counts. With `frames`, each kept frame is saved there too (keep_frame)."""
     counts = VideoCounts()
     lang = ocr_language(source)
     for path in video_files(source, root):
@@ -71,6 +71,8 @@ def ocr_video_source(source: Source, engine: OcrEngine, min_confidence: float, s
             lines = engine.recognise(frame.image.convert("L"), lang)
             counts.seconds += time.perf_counter() - started
             origin = video_origin(shown, frame.timestamp)
+            if frames is not None:
+                keep_frame(frame, origin, frames, source.id)
             for number, line in enumerate(lines, start=1):
                 counts.lines += 1
                 fields = record_fields(source, line.text) if line.confidence >= min_confidence else None
@@ -87,6 +89,16 @@ def ocr_video_source(source: Source, engine: OcrEngine, min_confidence: float, s
         if settings.subtitles and source.separator is None:
             counts.subtitle_cues += _subtitle_records(source, path, shown, group, records)
     return counts
+
+
+def keep_frame(frame: VideoFrame, origin: str, folder: Path, source_id: str) -> None:
+    """The frame as PNG in folder/<source>/ and a line {"origin", "image"} in folder/<source>.jsonl, the image
+    relative to folder: what a record's origin (minus its &line=N) was read from, for vision examples."""
+    name = f"{source_id}/{origin.replace('/', '_').replace('#t=', '-').replace(':', '')}.png"
+    (folder / source_id).mkdir(parents=True, exist_ok=True)
+    frame.image.save(folder / name, format="PNG")
+    with (folder / f"{source_id}.jsonl").open("a", encoding="utf-8", newline="\n") as index:
+        index.write(json.dumps({"origin": origin, "image": name}, ensure_ascii=False) + "\n")
 
 
 def _subtitle_records(source: Source, video: Path, shown: str, group: str, records: IO[str]) -> int:

@@ -7,6 +7,7 @@ GET  /v1/models             the versions being served
 POST /v1/feedback           {response_id, rating 1-5, correction?} by the user who received the answer
 GET  /v1/responses/{id}     a logged answer, only to the user (X-User-Id) who received it
 GET  /health                the mode, the versions and the shadow queue
+GET  /demo                  a chat page for people: a prompt box that posts to /v1/chat/completions
 
 Every refusal is a 4xx with OpenAI's error body {"error": {"message", "type", "param", "code"}}; an
 unexpected failure is a 500 with the same body and no traceback (the traceback goes to the log).
@@ -353,5 +354,18 @@ def create_app(models: Mapping[str, ServedModel], store: Store, settings: ServeS
     async def health() -> dict:
         return {"status": "ok", "mode": service.mode, "models": {role: m.version for role, m in service.models.items()},
                 "shadow": service.shadow.status()}
+
+    # GET /demo: a chat page (static/demo.html and demo.js, nothing from outside) that posts to /v1/chat/completions
+    from pathlib import Path
+
+    from fastapi.responses import FileResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/demo")
+    async def demo_page() -> FileResponse:
+        return FileResponse(static / "demo.html", media_type="text/html; charset=utf-8")
 
     return app
