@@ -7,6 +7,7 @@ models or dvc.lock, and `rm -r examples/<name>/work` undoes it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 
@@ -21,6 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "walkthrough", "GIT_AUTHOR_EMAIL": "walkthrough@localhost",
                 "GIT_COMMITTER_NAME": "walkthrough", "GIT_COMMITTER_EMAIL": "walkthrough@localhost"}
+
+
+def sibling(example: Path, name: str) -> ModuleType:
+    """A walkthrough's own module (build_data.py, stand_in.py) under a name of its own: several walkthroughs
+    have a build_data.py, and `import build_data` would hand the second one the first one's module."""
+    qualified = f"{Path(example).name.replace('-', '_')}_{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(qualified, Path(example) / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module  # before exec: dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -21,10 +21,11 @@ from pathlib import Path
 import yaml
 
 EXAMPLE = Path(__file__).resolve().parent
-sys.path[:0] = [str(EXAMPLE), str(EXAMPLE.parent)]
+sys.path[:0] = [str(EXAMPLE.parent)]  # examples/workspace.py
 
-import stand_in  # noqa: E402
-from workspace import Workspace  # noqa: E402
+from workspace import Workspace, sibling  # noqa: E402
+
+stand_in = sibling(EXAMPLE, "stand_in")
 
 USERS = 10_000  # user ids the routing is measured over
 SERVED_USERS = 40  # users who send one request each to the running server

@@ -22,11 +22,12 @@ from pathlib import Path
 import yaml
 
 EXAMPLE = Path(__file__).resolve().parent
-sys.path[:0] = [str(EXAMPLE), str(EXAMPLE.parent)]
+sys.path[:0] = [str(EXAMPLE.parent)]  # examples/workspace.py
 
-import build_data  # noqa: E402
-import stand_in  # noqa: E402
-from workspace import Workspace, set_params  # noqa: E402
+from workspace import Workspace, set_params, sibling  # noqa: E402
+
+build_data = sibling(EXAMPLE, "build_data")
+stand_in = sibling(EXAMPLE, "stand_in")
 
 
 def section(title: str) -> None:

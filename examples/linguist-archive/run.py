@@ -23,10 +23,11 @@ from pathlib import Path
 import httpx
 
 EXAMPLE = Path(__file__).resolve().parent
-sys.path[:0] = [str(EXAMPLE), str(EXAMPLE.parent)]
+sys.path[:0] = [str(EXAMPLE.parent)]  # examples/workspace.py
 
-import build_data  # noqa: E402
-from workspace import Workspace  # noqa: E402
+from workspace import Workspace, sibling  # noqa: E402
+
+build_data = sibling(EXAMPLE, "build_data")
 
 # A model small enough for a laptop CPU in a few minutes (tests/repo_copy.py's TINY_PARAMS, pretrained twice as
 # long at a higher rate: with 30 steps it answers nothing at all), a tiny Whisper built from its config (no
