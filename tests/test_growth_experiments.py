@@ -31,7 +31,6 @@ def test_a_mix_experiment_resamples_train_and_caps_a_small_source(tiny_pipeline:
     train = metrics["train.examples"]
     assert metrics["mix.examples.banyumasan-dictionary"] + 3 * small == train, "train keeps its size"
     assert metrics["mix.obtained.banyumasan-scans"] == pytest.approx(3 * small / train, abs=1e-6)
-    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
 
 
 def test_a_dictionary_context_experiment_scores_with_and_without(tiny_pipeline: Path, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from langfoundry.core.config import CleanParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import INVENTORY_PATH
 from langfoundry.core.normalize import _LATIN1_KEY_TABLE, comparison_key, normalize_text
-from langfoundry.core.screening_config import ScreeningHttpParams, ScreeningParams
+from langfoundry.core.screening_config import SCREENING_KEY_ENV, ScreeningHttpParams, ScreeningParams
 
 # Scripts written without spaces between words: a term there matches anywhere in the text.
 UNSPACED_SCRIPTS = frozenset({"Hani", "Hans", "Hant", "Hira", "Kana", "Jpan", "Thai", "Laoo", "Khmr", "Mymr",
@@ -218,7 +218,7 @@ class HttpClassifier:
         self.endpoint = f"{base}/moderations" if http.api == "openai" else (http.url or "")
 
     def score(self, texts: list[str], lang: str) -> list[float]:
-        key = os.environ.get(self.http.api_key_env)
+        key = os.environ.get(SCREENING_KEY_ENV)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         scores: list[float] = []
         with httpx.Client(timeout=self.http.timeout_s, transport=self._transport) as client:
@@ -239,7 +239,7 @@ class HttpClassifier:
                             f"(or set clean.screening.classifier: null)") from None
         if response.status_code in (401, 403):
             raise UserError(f"{where} refused the request (HTTP {response.status_code}); "
-                            f"set {self.http.api_key_env} to a valid key")
+                            f"set {SCREENING_KEY_ENV} to a valid key")
         if response.status_code >= 400:
             raise UserError(f"{where}: HTTP {response.status_code}: {' '.join(response.text[:200].split())}")
         try:

@@ -20,7 +20,6 @@ class ScreeningHttpParams(Strict):
     url: str | None = None  # openai: the API base (…/v1, /moderations is added); json: the endpoint itself
     api: Literal["openai", "json"] = "openai"  # openai: a moderation endpoint; json: {texts, lang} -> {scores}
     model: str | None = None  # sent as "model" to an openai endpoint (e.g. omni-moderation-latest)
-    api_key_env: str = SCREENING_KEY_ENV  # the environment variable holding the key; unset: no key sent
     batch_size: int = Field(64, ge=1)  # texts per request
     timeout_s: float = Field(60.0, gt=0.0)
 
