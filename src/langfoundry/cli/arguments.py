@@ -1,8 +1,24 @@
-"""Option types shared by the commands (langfoundry check, langfoundry serve)."""
+"""Option types and the error handling shared by the commands (langfoundry check, serve, data-stats ...)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import traceback
+from collections.abc import Callable
+
+from langfoundry.core.errors import UserError
+
+
+def with_one_line_errors(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """run(args); a UserError becomes one line on stderr and exit 2 (--verbose adds the traceback)."""
+    try:
+        return run(args)
+    except UserError as err:
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def share_argument(text: str) -> float:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
+from langfoundry.cli.arguments import with_one_line_errors
 from langfoundry.core.config import load_params
 from langfoundry.core.errors import UserError
 
@@ -46,14 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return with_one_line_errors(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

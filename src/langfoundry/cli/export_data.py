@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
+from langfoundry.cli.arguments import with_one_line_errors
 from langfoundry.core.config import PathsParams, load_params
-from langfoundry.core.errors import UserError
 from langfoundry.data.hosted_formats import CONVERTERS, export, validate_file
 
 SPLITS = ("train", "val", "test")
@@ -32,23 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.check is not None:
-            count = validate_file(args.fmt, args.check)
-            print(f"{args.check}: {count} lines, all valid {args.fmt} examples")
-            return 0
-        paths = load_params(args.params).paths if Path(args.params).exists() else PathsParams()
-        out = args.out or Path("data/exports") / args.fmt / f"{args.split}.jsonl"
-        count = export(args.fmt, paths.split_file(args.split), out)
-        print(f"{out}: {count} {args.fmt} examples from {paths.split_file(args.split)}, every line valid")
+def run(args: argparse.Namespace) -> int:
+    if args.check is not None:
+        count = validate_file(args.fmt, args.check)
+        print(f"{args.check}: {count} lines, all valid {args.fmt} examples")
         return 0
-    except UserError as err:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    paths = load_params(args.params).paths if Path(args.params).exists() else PathsParams()
+    out = args.out or Path("data/exports") / args.fmt / f"{args.split}.jsonl"
+    count = export(args.fmt, paths.split_file(args.split), out)
+    print(f"{out}: {count} {args.fmt} examples from {paths.split_file(args.split)}, every line valid")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return with_one_line_errors(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

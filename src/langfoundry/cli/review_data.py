@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections import Counter
 from pathlib import Path
 
+from langfoundry.cli.arguments import with_one_line_errors
 from langfoundry.core.config import load_params
 from langfoundry.core.errors import UserError
 from langfoundry.data.synth_records import REVIEW_STATES, STAGE_FOLDER, load_decisions, read_variations, save_decisions
@@ -106,14 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as err:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return with_one_line_errors(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
