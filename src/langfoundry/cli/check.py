@@ -132,7 +132,8 @@ def make_source(path: str, kind: str, lang: str, pivot_lang: str | None = None, 
                 sheet: str | None = None, records_key: str | None = None) -> Source:
     try:
         return Source(id=CHECK_ID, kind=kind, lang=lang, pivot_lang=pivot_lang, path=path, pivot_path=pivot_path,
-                      format=fmt, columns=columns or {}, encoding=encoding, sheet=sheet, records_key=records_key)
+                      format=fmt, columns=columns or {}, encoding=encoding, sheet=sheet, records_key=records_key,
+                      task="checked" if kind == "labelled" else None)  # a one-file check names no set
     except ValidationError as err:
         problem = err.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])

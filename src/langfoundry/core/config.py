@@ -185,6 +185,7 @@ class QualityParams(Strict):
     max_reject_rate_by_source: dict[str, float] = {}  # source id -> its own limit, for a source known to be noisy
     max_text_equals_pivot_share: float = Field(0.5, ge=0.0, le=1.0)  # per source: pairs whose two sides are the same
     min_mean_script_ratio: float = Field(0.8, ge=0.0, le=1.0)  # per source: mean share of letters in the language's script
+    min_examples_per_label: int = Field(20, ge=1)  # classification sets: training rows each label needs
 
     @model_validator(mode="after")
     def _rates_are_shares(self) -> QualityParams:

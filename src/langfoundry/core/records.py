@@ -23,6 +23,7 @@ KINDS = (
     "conversation",
     "instruction",
     "feedback",
+    "labelled",  # a text and its class label (meta "label", "task"): the classification sets, not the LLM
 )
 
 # Column order is part of the contract: later stages append columns, never rename these.

@@ -92,6 +92,7 @@ class Source(Strict):
     media: Literal["scans", "video", "audio", "documents"] | None = None
     separator: str | None = None  # scans of two-sided entries ("headword: gloss"): where a line splits
     speaker: str | None = None  # audio: the one speaker of every recording, which makes its clean clips TTS material
+    task: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]*$")  # labelled: what the label says (intent, dialect)
     # manifest fields, for people and for the coverage report
     category: str | None = None
     region: str | None = None
@@ -109,6 +110,11 @@ class Source(Strict):
             raise ValueError("media: documents needs path (the document) and pivot_path (its translation)")
         if self.separator is not None and self.media not in ("scans", "video"):
             raise ValueError("separator splits OCR lines: it needs media: scans or video")
+        if self.kind == "labelled" and self.task is None:
+            raise ValueError("kind labelled needs task: what its label says (intent, sentiment, dialect, ...), "
+                             "which names its classification set")
+        if self.task is not None and self.kind != "labelled":
+            raise ValueError(f"task names the classification set of a labelled source; kind {self.kind} has none")
         if self.separator == "":
             raise ValueError("separator must not be empty; remove it to keep each OCR line whole")
         return self

@@ -16,6 +16,7 @@ import logging
 import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from langfoundry.core.config import (
     ACQUIRED_DIR,
@@ -91,6 +92,7 @@ def fetch_huggingface(source: Source, spec: HuggingFaceSpec, dest: Path, root: P
     """Load one split with `datasets` and write its rows to data.parquet."""
     import datasets  # heavy: only the acquire of a Hugging Face source pays for it
 
+    datasets.disable_progress_bars()  # bars of its internal steps (Map, Creating parquet) would fill the stage's log
     local = root / spec.dataset
     try:
         if local.is_dir() and _is_saved_dataset(local):
@@ -113,7 +115,24 @@ def fetch_huggingface(source: Source, spec: HuggingFaceSpec, dest: Path, root: P
                                            cache_dir=cache_dir)
     except (FileNotFoundError, ValueError, ConnectionError) as err:
         raise UserError(f"{_where(source)}: cannot load {spec.dataset} split {spec.split!r} ({one_line(err)})") from None
-    loaded.to_parquet(str(dest / HF_DATA_FILE))
+    with_label_names(loaded, datasets).to_parquet(str(dest / HF_DATA_FILE))
+
+
+def with_label_names(loaded: Any, datasets: Any) -> Any:
+    """ClassLabel columns (an intent or sentiment data set's label) as their names, not their numbers: the
+    numbers mean nothing once the data set's features are gone, and the classification sets show names."""
+    labels = {column: feature.names for column, feature in loaded.features.items()
+              if isinstance(feature, datasets.ClassLabel)}
+    if not labels:
+        return loaded
+    features = loaded.features.copy()
+    features.update({column: datasets.Value("string") for column in labels})
+
+    def named(batch: dict[str, list]) -> dict[str, list]:
+        return {column: [None if value is None or value < 0 else names[value] for value in batch[column]]
+                for column, names in labels.items()}
+
+    return loaded.map(named, batched=True, features=features, load_from_cache_file=False, keep_in_memory=True)
 
 
 # --- URL -----------------------------------------------------------------------------------------

@@ -311,7 +311,7 @@ def format_records(table: pa.Table, params: FormatParams, seed: int, where: str 
             elif copies > 1:
                 result.repeated_by_weight[task] += copies - 1
             result.examples[split].extend([example] * copies)
-        if not offered:
+        if not offered and record["kind"] != "labelled":  # labelled records go to the classification sets
             result.records_without_task[record["kind"]] += 1
     for examples in result.examples.values():
         examples.sort(key=lambda example: example["id"])  # repeats are identical, so ties need no tie-break

@@ -43,6 +43,7 @@ KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "feedback": (("messages",), ()),  # a user's prompt and the corrected answer (data/feedback.py)
     "conversation": (("messages",), ()),
     "instruction": (("instruction", "output"), ("input",)),
+    "labelled": (("text", "label"), ()),
 }
 PIVOT_FIELDS = {"gloss", "pivot_text"}
 ROW_FIELDS = ("lang",)  # fields any kind may read from a column: the row's language tag
@@ -234,6 +235,9 @@ class SourceMapper:
             parts = {name: values.get(name) for name in ("instruction", "input", "output")}
             text = "\n".join(part for part in parts.values() if part and part.strip())
             meta.update(parts)
+        elif kind == "labelled":
+            text = values["text"]
+            meta.update(label=values["label"].strip(), task=self.source.task)
         else:
             text, pivot_text = values["text"], values.get("pivot_text")
             meta["media"] = values.get("media")

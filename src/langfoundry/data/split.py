@@ -12,6 +12,11 @@ The group of a row:
 BLAKE2b of (salt, group) read as a number in [0, 1) picks the split: below test_fraction ->
 test, below test_fraction + val_fraction -> val, else train. The split depends on nothing but
 the group and the salt, so adding rows never moves an existing one.
+
+Labelled rows (a classification set) are stratified instead: within each (task, label), groups are
+ranked by that same number and the first take test_fraction of the rows, the next val_fraction, the
+rest train, so every label of three rows or more is in all three splits at its share. The price:
+a new row of a label can move that label's rows at the boundary, as in any stratified split.
 """
 
 from __future__ import annotations
@@ -68,11 +73,47 @@ def split_of(group: str, params: SplitParams) -> str:
     return "train"
 
 
+def stratum_targets(rows: int, params: SplitParams) -> tuple[int, int]:
+    """Rows of one label that go to test and to val: their shares, at least one each from three rows on."""
+    test, val = round(rows * params.test_fraction), round(rows * params.val_fraction)
+    if rows >= 3:
+        test = max(test, 1) if params.test_fraction > 0 else 0
+        val = max(val, 1) if params.val_fraction > 0 else 0
+    return test, val
+
+
+def stratified_splits(groups: list[str], kinds: list[str], metas: list[str | None], params: SplitParams) -> dict[str, str]:
+    """The split of each labelled row's group, chosen per (task, label) so each label keeps its shares."""
+    strata: dict[tuple[str, str], Counter] = {}
+    for group, kind, meta in zip(groups, kinds, metas):
+        if kind == "labelled":
+            parsed = json.loads(meta or "{}")
+            strata.setdefault((str(parsed.get("task")), str(parsed.get("label"))), Counter())[group] += 1
+    assigned: dict[str, str] = {}
+    for stratum in sorted(strata):
+        sizes = strata[stratum]
+        test, val = stratum_targets(sum(sizes.values()), params)
+        taken = {"test": 0, "val": 0}
+        for group in sorted(sizes, key=lambda name: (group_fraction(name, params.salt), name)):
+            if group in assigned:  # a text of two labels (or two tasks) stays where its first stratum put it
+                split = assigned[group]
+            elif taken["test"] < test:
+                split = "test"
+            elif taken["val"] < val:
+                split = "val"
+            else:
+                split = "train"
+            assigned[group] = split
+            if split in taken:
+                taken[split] += sizes[group]
+    return assigned
+
+
 def assign_splits(table: pa.Table, params: SplitParams) -> pa.Table:
     """The table with `group` and `split` columns appended."""
-    columns = (table.column(name).to_pylist() for name in ("kind", "source", "text", "meta"))
-    groups = [group_key(*row) for row in zip(*columns)]
-    assigned: dict[str, str] = {}
+    kinds, sources, texts, metas = (table.column(name).to_pylist() for name in ("kind", "source", "text", "meta"))
+    groups = [group_key(*row) for row in zip(kinds, sources, texts, metas)]
+    assigned: dict[str, str] = stratified_splits(groups, kinds, metas, params) if "labelled" in kinds else {}
     splits = [assigned[group] if group in assigned else assigned.setdefault(group, split_of(group, params))
               for group in groups]
     return (table.append_column(pa.field("group", pa.string(), nullable=False), pa.array(groups, pa.string()))

@@ -6,9 +6,12 @@ stage's per-source table (langfoundry.gates.tables). Values that cannot live in 
 suite parameters, written `{"$PARAMETER": "name"}` and filled in at validation time:
 
   inventory_tags                the tags of data/inventory/languages.csv, read when the gate runs
+  record_kinds                  the record kinds (langfoundry.core.records.KINDS)
   min_chars, max_chars          params.yaml clean.min_chars / clean.max_chars
   max_text_equals_pivot_share   params.yaml quality.*
   min_mean_script_ratio
+  min_examples_per_label        quality.min_examples_per_label (the classification gate)
+  min_test_examples_per_label   1, or 0 when split.test_fraction is 0
 
 Per-source reject limits differ by source (quality.max_reject_rate_by_source), so they are a column
 of the per-source table (`allowed_reject_rate`) rather than a parameter.
@@ -49,6 +52,7 @@ import pyarrow as pa
 from langfoundry.core.config import Params, PathsParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language
+from langfoundry.core.records import KINDS
 from langfoundry.core.storage import write_metrics
 from langfoundry.core.streaming import worker_count
 from langfoundry.gates.batches import SHOWN_ROWS, check_batchable, run_batches, table_batches
@@ -99,10 +103,13 @@ def suite_parameters(params: Params, inventory: Mapping[str, Language]) -> dict[
     """The values the suites' {"$PARAMETER": name} placeholders stand for."""
     return {
         "inventory_tags": sorted(inventory),
+        "record_kinds": list(KINDS),
         "min_chars": params.clean.min_chars,
         "max_chars": params.clean.max_chars,
         "max_text_equals_pivot_share": params.quality.max_text_equals_pivot_share,
         "min_mean_script_ratio": params.quality.min_mean_script_ratio,
+        "min_examples_per_label": params.quality.min_examples_per_label,
+        "min_test_examples_per_label": 1 if params.split.test_fraction > 0 else 0,
     }
 
 

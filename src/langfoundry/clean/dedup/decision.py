@@ -1,6 +1,6 @@
 """Which rows are duplicates: the keep order, each row's compact keys, and the decisions on them.
 
-Exact duplicates share a 16-byte digest of (kind, lang, pivot_lang, content key); near duplicates
+Exact duplicates share a 16-byte digest of (kind, lang, pivot_lang, content key, a labelled text's task); near duplicates
 share an LSH bucket within their group and have an exact shingle Jaccard of at least the threshold
 with an earlier kept row (the package docstring gives the rules). A row's keys take a few dozen
 bytes, so the decisions for millions of rows fit in memory; the texts are needed only for the few
@@ -96,6 +96,19 @@ def content_key_bytes(table: pa.Table) -> list[bytes]:
     return keys
 
 
+def with_labelled_task(table: pa.Table, contents: list[bytes]) -> list[bytes]:
+    """The exact keys: a labelled text is a copy only within its task (one sentence may carry an intent and a
+    sentiment). Near dedup compares the contents alone, which a shared task name would make look alike."""
+    kinds = table.column("kind").to_pylist()
+    labelled = [row for row, kind in enumerate(kinds) if kind == "labelled"]
+    if not labelled:
+        return contents
+    keys = list(contents)
+    for row, meta in zip(labelled, _column(table, "meta").take(pa.array(labelled, type=pa.int64())).to_pylist()):
+        keys[row] += (FIELD_SEPARATOR + "task=" + str(json.loads(meta or "{}").get("task", ""))).encode("utf-8")
+    return keys
+
+
 def content_keys(table: pa.Table) -> list[str]:
     """Per row: the compared form of text, pivot_text and (conversation, instruction) meta text."""
     return [key.decode("utf-8") for key in content_key_bytes(table)]
@@ -172,7 +185,8 @@ def batch_keys(table: pa.Table, params: DedupParams, shape: tuple[int, int] | No
         if len(rows):
             bands[:, rows] = lsh_band_keys([texts[row] for row in rows], near.shingle_chars, near.num_perm,
                                            *shape, threads=threads).T
-    return BatchKeys(exact_key_digests(table, contents), place_labels, place_codes, np.asarray(numbers, dtype=np.int64),
+    digests = exact_key_digests(table, with_labelled_task(table, contents))
+    return BatchKeys(digests, place_labels, place_codes, np.asarray(numbers, dtype=np.int64),
                      id_numbers(table.column("id")), group_labels, group_codes, eligible, bands)
 
 
