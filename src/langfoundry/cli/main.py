@@ -23,7 +23,7 @@ SERVERS = {
     "review": ("langfoundry.serve.review", "blind comparison of two models' answers in the browser -> metrics/preference.json"),
     "review-data": ("langfoundry.cli.review_data", "accept or reject synthetic variations -> data/review/synthetic.jsonl"),
     "data-stats": ("langfoundry.cli.data_stats", "examples per task and language, lengths, samples -> reports/data_stats.md"),
-    "export-data": ("langfoundry.cli.export_data", "processed examples as OpenAI or Vertex AI tuning JSONL, validated"),
+    "export-data": ("langfoundry.cli.export_data", "text or vision examples as OpenAI or Vertex AI tuning JSONL, validated"),
 }
 
 

@@ -10,8 +10,9 @@ against a JSON Schema written from the service's documented format.
   (cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-prepare; systemInstruction is
   optional and its role ignored; contents alternate user and model and end with model).
 
-Only text examples go out: data/processed/{train,val,test}.jsonl, whose `messages` are TRL's
-(system?, user, assistant, ...) turns with string contents.
+Here the text examples go out: data/processed/{train,val,test}.jsonl, whose `messages` are TRL's
+(system?, user, assistant, ...) turns with string contents. The vision stage's image-and-text examples go out
+through hosted_vision.py (export-data --set vision), with these schemas' image-part counterparts.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def to_vertex(example: Mapping[str, Any]) -> dict[str, Any]:
 CONVERTERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {"openai": to_openai, "vertex": to_vertex}
 
 
-def _order_errors(fmt: str, line: Mapping[str, Any]) -> str | None:
+def turn_order_error(fmt: str, line: Mapping[str, Any]) -> str | None:
     """What the documented formats ask beyond a schema's reach: turns alternate and end with the answer."""
     if fmt == "openai":
         roles = [message["role"] for message in line["messages"] if message["role"] != "system"]
@@ -142,7 +143,7 @@ def validation_error(fmt: str, line: Any) -> str | None:
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(the line)"
         return f"{where}: {error.message}"
-    return _order_errors(fmt, line)
+    return turn_order_error(fmt, line)
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
