@@ -3,6 +3,7 @@ the classification sets format writes, and the gate on rows per label."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import random
@@ -149,19 +150,22 @@ def stage_main(name: str) -> Callable:
     return module.main
 
 
-def run_data_stages(folder: Path, rows: list[tuple[str, str]], min_per_label: int) -> tuple:
-    """A labelled CSV and a parallel file through the five data stages, gates on."""
+def run_data_stages(folder: Path, rows: list[tuple[str, str]], min_per_label: int, lang_column: bool = False):
+    """A labelled CSV (text, label and, with lang_column, each row's language) and a parallel file through
+    the five data stages, gates on."""
     shutil.copytree(REPO / "expectations", folder / "expectations")
     (folder / "data" / "inventory").mkdir(parents=True)
     shutil.copy(REPO / "data" / "inventory" / "languages.csv", folder / "data" / "inventory")
     raw = folder / "data" / "raw"
     raw.mkdir(parents=True)
-    lines = "".join(f'"{text}",{label}\n' for text, label in rows)
-    (raw / "calls.csv").write_text("utterance,intent\n" + lines, encoding="utf-8")
+    with (raw / "calls.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["utterance", "intent", "lang"])
+        writer.writerows((text, label, label if lang_column else "") for text, label in rows)
     (raw / "pairs.id").write_text("".join(f"Rumah nomor {n} dekat sungai.\n" for n in range(30)), encoding="utf-8")
     (raw / "pairs.en").write_text("".join(f"House number {n} is near the river.\n" for n in range(30)), encoding="utf-8")
     sources = [{"id": "calls", "kind": "labelled", "lang": "id", "task": "intent", "path": "data/raw/calls.csv",
-                "columns": {"text": "utterance", "label": "intent"}},
+                "columns": {"text": "utterance", "label": "intent", **({"lang": "lang"} if lang_column else {})}},
                {"id": "pairs", "kind": "parallel", "lang": "id", "pivot_lang": "en", "path": "data/raw/pairs.id",
                 "pivot_path": "data/raw/pairs.en", "format": "txt"}]
     (folder / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}), encoding="utf-8")
@@ -231,3 +235,37 @@ def test_check_reads_a_labelled_file_and_names_a_row_without_a_label(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert "usable:     1 (50.0%)" in result.stdout, result.stdout
     assert "missing_field 1" in result.stdout and "calls.csv:3" in result.stdout and "(label) is empty" in result.stdout
+
+
+def django_messages(lang: str) -> list[str]:
+    """The translated messages of Django's own catalogue for a language, as the installed wheel ships it."""
+    polib = pytest.importorskip("polib")
+    spec = importlib.util.find_spec("django")
+    assert spec is not None, "django is missing: install the dev extras"
+    catalogue = Path(spec.origin).parent / "conf" / "locale" / lang / "LC_MESSAGES" / "django.po"
+    return [entry.msgstr for entry in polib.pofile(str(catalogue)) if entry.msgstr and not entry.fuzzy]
+
+
+def test_real_catalogues_as_a_language_identification_set_indonesian_against_malay(tmp_path: Path):
+    # Text no one on the project wrote: Django's Indonesian and Malay translations, labelled by language, the
+    # closest pair in the inventory. Default thresholds: every label needs 20 training rows.
+    rows = [(text, lang) for lang in ("id", "ms") for text in django_messages(lang)]
+    assert len(rows) > 400
+    params = run_data_stages(tmp_path, rows, min_per_label=20, lang_column=True)
+    folder = params.paths.processed / "classification" / "intent"
+    labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))["labels"]
+    assert set(labels) == {"id", "ms"}
+    split = SplitParams()
+    for label, counts in labels.items():
+        test, val = stratum_targets(sum(counts.values()), split)
+        assert (counts["test"], counts["val"]) == (test, val), label  # stratified exactly, after clean and dedup
+    shared = set(django_messages("id")) & set(django_messages("ms"))  # "Email", "URL", ...: one text, two labels
+    metrics = json.loads(params.paths.metric("format").read_text(encoding="utf-8"))
+    assert 0 < metrics["classification.intent.texts_with_several_labels"] <= len(shared)
+    test_rows = [json.loads(line) for line in (folder / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert all(row["lang"] == row["label"] for row in test_rows)  # each row kept its own language tag
+    assert all(row["origin"].startswith("data/raw/calls.csv:") for row in test_rows)
+    texts = {split_name: {json.loads(line)["text"] for line in (folder / f"{split_name}.jsonl").read_text(
+        encoding="utf-8").splitlines()} for split_name in ("train", "val", "test")}
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["val"]  # no sentence on two sides
+    assert texts["test"] & shared or texts["train"] & shared  # a text of both labels sits on one side, with both

@@ -62,11 +62,21 @@ def label_table(sets: ClassificationSets) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def texts_with_several_labels(splits: dict[str, list[dict[str, Any]]]) -> int:
+    """Texts of one task that carry more than one label: ambiguous examples (or labelling mistakes) to look at."""
+    labels: dict[str, set[str]] = {}
+    for rows in splits.values():
+        for row in rows:
+            labels.setdefault(row["text"], set()).add(row["label"])
+    return sum(1 for found in labels.values() if len(found) > 1)
+
+
 def classification_metrics(sets: ClassificationSets) -> dict[str, int]:
-    """Flat counts for metrics/format.json: rows per task and split, and labels per task."""
+    """Flat counts for metrics/format.json: rows per task and split, labels per task, and texts labelled twice."""
     metrics: dict[str, int] = {}
     for task, labels in label_counts(sets).items():
         metrics[f"classification.{task}.labels"] = len(labels)
+        metrics[f"classification.{task}.texts_with_several_labels"] = texts_with_several_labels(sets[task])
         for split in SPLITS:
             metrics[f"classification.{task}.{split}"] = sum(counts[split] for counts in labels.values())
     return metrics

@@ -93,19 +93,16 @@ def stratified_splits(groups: list[str], kinds: list[str], metas: list[str | Non
     for stratum in sorted(strata):
         sizes = strata[stratum]
         test, val = stratum_targets(sum(sizes.values()), params)
-        taken = {"test": 0, "val": 0}
-        for group in sorted(sizes, key=lambda name: (group_fraction(name, params.salt), name)):
-            if group in assigned:  # a text of two labels (or two tasks) stays where its first stratum put it
-                split = assigned[group]
-            elif taken["test"] < test:
-                split = "test"
-            elif taken["val"] < val:
-                split = "val"
-            else:
-                split = "train"
+        # a text of two labels (or two tasks) stays where its first stratum put it, and counts toward this one's shares
+        taken = Counter({"test": 0, "val": 0})
+        for group in sizes:
+            if group in assigned:
+                taken[assigned[group]] += sizes[group]
+        for group in sorted((name for name in sizes if name not in assigned),
+                            key=lambda name: (group_fraction(name, params.salt), name)):
+            split = "test" if taken["test"] < test else "val" if taken["val"] < val else "train"
             assigned[group] = split
-            if split in taken:
-                taken[split] += sizes[group]
+            taken[split] += sizes[group]
     return assigned
 
 
