@@ -23,7 +23,7 @@ class SynthesizeParams(Strict):
     model: str = "auto"  # serve routes "auto"; a hosted endpoint needs its model name
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     seed: int = 13  # sent with each request, for endpoints that honour it
-    max_tokens: int = Field(256, ge=1, le=8192)
+    max_tokens: int = Field(128, ge=1, le=8192)  # at most what the endpoint allows (langfoundry serve: serve.max_new_tokens)
     timeout_s: float = Field(60.0, gt=0.0)
     retries: int = Field(2, ge=0, le=10)  # more tries after a failed connection, a timeout or an HTTP 5xx
     max_similarity: float = Field(0.9, gt=0.0, le=1.0)  # a variation this close to its seed (character ratio) is dropped

@@ -23,6 +23,7 @@ from langfoundry.core.storage import atomic_output
 from langfoundry.core.synth_config import SYNTH_KEY_ENV, SynthesizeParams
 
 RETRY_PAUSE_S = 0.5  # doubled after each failed try
+SENT_SETTINGS = ("model", "temperature", "seed", "max_tokens")  # request fields taken from synthesize's settings
 # "1. ", "2) ", "- ", "* ", "• " before a listed variation
 _LIST_MARK = re.compile(r"^\s*(?:\d{1,3}\s*[.):]|[-*•])\s+")
 _QUOTES = "\"'“”‘’«»"
@@ -115,7 +116,7 @@ def _read_response(endpoint: str, response: Any) -> tuple[str, str]:
                         f"set {SYNTH_KEY_ENV} to a valid key")
     if response.status_code >= 400:
         raise UserError(f"synthesize.endpoint {endpoint}: HTTP {response.status_code}: {_one_line(response.text)}; "
-                        f"check synthesize.model and the endpoint")
+                        f"check {_setting_named(response)}")
     try:
         data = response.json()
         content = data["choices"][0]["message"]["content"]
@@ -124,6 +125,17 @@ def _read_response(endpoint: str, response: Any) -> tuple[str, str]:
                         f"(expected choices[0].message.content): {_one_line(response.text)}") from None
     model = data.get("model") if isinstance(data.get("model"), str) else None
     return content if isinstance(content, str) else "", model or ""
+
+
+def _setting_named(response: Any) -> str:
+    """The setting to look at for a refused request: the one behind the field an OpenAI-style error names."""
+    try:
+        param = response.json()["error"]["param"]
+    except (ValueError, KeyError, TypeError):
+        param = None
+    if param in SENT_SETTINGS:
+        return f"synthesize.{param}"
+    return "synthesize.model and the endpoint"
 
 
 def _one_line(text: str, limit: int = 200) -> str:
