@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -65,6 +66,12 @@ def set_params(params_file: Path, overrides: Mapping[str, object]) -> None:
     params_file.write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Workspace:
     """A project folder for one walkthrough; `run` shows each command and its output, as on a terminal."""
 
@@ -112,6 +119,25 @@ class Workspace:
         if check and result.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed with exit {result.returncode} in {self.root}")
         return result
+
+    def start_server(self, command: list[str], port: int, note: str = "", timeout: float = 120) -> subprocess.Popen:
+        """Start `langfoundry serve` (command) in the background; return once its /health answers."""
+        import httpx
+
+        print(f"\n$ {' '.join(command)} &{note}", flush=True)
+        process = subprocess.Popen(command, cwd=self.root, env=self.env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"langfoundry serve stopped: {process.stdout.read()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        process.kill()
+        raise SystemExit(f"langfoundry serve did not answer within {timeout:.0f} s")
 
     def commit(self, message: str) -> None:
         self.run(["git", "add", "-A"], show=False)

@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import yaml
 EXAMPLE = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLE.parent)]  # examples/workspace.py
 
-from workspace import Workspace, set_params, sibling  # noqa: E402
+from workspace import Workspace, free_port, set_params, sibling  # noqa: E402
 
 build_data = sibling(EXAMPLE, "build_data")
 
@@ -53,11 +52,6 @@ FORMAT_CHANGE = {"format.task_weights": {"translate_from_pivot": 0.0}}
 def section(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def read_json(ws: Workspace, name: str) -> dict:
@@ -178,34 +172,14 @@ def prod_history(ws: Workspace) -> list[str]:
     return lines
 
 
-def start_server(ws: Workspace, port: int) -> subprocess.Popen:
-    import httpx
-
-    command = ["langfoundry", "serve", "--port", str(port)]
-    print(f"\n$ {' '.join(command)} &      (serve: in params.yaml: champion prod, challenger staging, mode shadow)",
-          flush=True)
-    process = subprocess.Popen(command, cwd=ws.root, env=ws.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"langfoundry serve stopped: {process.stdout.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("langfoundry serve did not answer within 120 s")
-
-
 def shadow_traffic(ws: Workspace) -> dict:
     """Callers ask through the server; every answer comes from prod, and staging answers a logged copy."""
     import httpx
 
     database = ws.path("data/serve/langfoundry.db")
     port = free_port()
-    server = start_server(ws, port)
+    server = ws.start_server(["langfoundry", "serve", "--port", str(port)], port,
+                             "      (serve: in params.yaml: champion prod, challenger staging, mode shadow)")
     answered: dict[str, str] = {}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", timeout=60) as client:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ import yaml
 EXAMPLE = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLE.parent)]  # examples/workspace.py
 
-from workspace import Workspace, sibling  # noqa: E402
+from workspace import Workspace, free_port, sibling  # noqa: E402
 
 stand_in = sibling(EXAMPLE, "stand_in")
 
@@ -43,10 +41,6 @@ CORRECTIONS = {
 LOW_RATED = "Apakah koperasi menerima setoran emas?"  # rated 1 with no correction: the review queue
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def read_json(ws: Workspace, name: str) -> dict:
@@ -79,27 +73,6 @@ def review(ws: Workspace) -> dict[str, int]:
     return {"variations": len(rows), "accepted": len(rows) - len(slang), "rejected": len(slang)}
 
 
-def start_server(ws: Workspace, port: int) -> subprocess.Popen:
-    import httpx
-
-    command = ["langfoundry", "serve", "--champion", "models/base", "--challenger", "models/merged", "--mode", "ab",
-               "--port", str(port)]
-    print(f"\n$ {' '.join(command)} &", flush=True)
-    process = subprocess.Popen(command, cwd=ws.root, env=ws.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"langfoundry serve stopped: {process.stdout.read()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("langfoundry serve did not answer within 120 s")
-
-
 def ab_test(ws: Workspace) -> dict:
     """The routing over many user ids, then real requests through `langfoundry serve` and the users' feedback."""
     import httpx
@@ -112,7 +85,8 @@ def ab_test(ws: Workspace) -> dict:
     print(f"\nrouting: {routed:.2%} of {USERS:,} user ids go to the challenger (serve.challenger_share {share})")
 
     port = free_port()
-    server = start_server(ws, port)
+    server = ws.start_server(["langfoundry", "serve", "--champion", "models/base", "--challenger", "models/merged",
+                              "--mode", "ab", "--port", str(port)], port)
     questions = list(CORRECTIONS) + [LOW_RATED]
     answered: dict[str, int] = {}
     feedback = {"corrections": 0, "low_rated": 0}

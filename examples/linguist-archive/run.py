@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import httpx
 EXAMPLE = Path(__file__).resolve().parent
 sys.path[:0] = [str(EXAMPLE.parent)]  # examples/workspace.py
 
-from workspace import Workspace, sibling  # noqa: E402
+from workspace import Workspace, free_port, sibling  # noqa: E402
 
 build_data = sibling(EXAMPLE, "build_data")
 
@@ -57,10 +56,6 @@ def section(title: str) -> None:
     print(f"\n=== {title} ===", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def show_tokenizer(ws: Workspace) -> dict:

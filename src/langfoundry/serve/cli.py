@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import traceback
 from dataclasses import dataclass
 
-from langfoundry.cli.arguments import share_argument
+from langfoundry.cli.arguments import share_argument, with_one_line_errors
 from langfoundry.core.config import Params, load_params
 from langfoundry.core.errors import UserError
 from langfoundry.serve.routing import MODES
@@ -112,14 +111,7 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="langfoundry serve", description=__doc__)
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return serve(args)
-    except UserError as err:
-        if getattr(args, "verbose", False):
-            traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return with_one_line_errors(serve, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
