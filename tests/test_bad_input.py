@@ -200,13 +200,49 @@ def test_a_duplicated_csv_header_name_that_is_read_is_an_error(repo, caplog):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_a_key_twice_in_one_json_object_is_a_reject(repo, fmt):
-    lines = ['{"text": "sega", "pivot_text": "nasi"}', '{"text": "iwak", "text": "ulam", "pivot_text": "ikan"}']
+    lines = ['{"text": "sega", "pivot_text": "nasi"}', '{"text": "iwak", "text": "ulam", "pivot_text": "ikan"}',
+             '{"text": "jam 10:30", "pivot_text": "pukul 10:30"}',  # colons in values, no key twice
+             '{"text": "jam 10:30", "pivot_text": "a", "pivot_text": "b"}',  # both
+             '{"text": "x", "pivot_text": "y", "meta": {"n": 1, "n": 2}}']  # twice in a nested object
     content = "\n".join(lines) + "\n" if fmt == "jsonl" else "[" + ",\n".join(lines) + "]"
     path = write(f"data/raw/dup.{fmt}", content)
     result = ingest(source(path))
-    origin = f"{path}:2" if fmt == "jsonl" else f"{path}#1"
-    assert rejects(result) == [(origin, "duplicate_key")] and conserved(result)["kept"] == 1
-    assert "key 'text' appears more than once" in result.rejects.column("detail")[0].as_py()
+    origins = [f"{path}:{n}" if fmt == "jsonl" else f"{path}#{n - 1}" for n in (2, 4, 5)]
+    assert sorted(rejects(result)) == sorted((origin, "duplicate_key") for origin in origins)
+    assert conserved(result)["kept"] == 2
+    assert "key 'text' appears more than once" in result.rejects.column("detail").to_pylist()[0]
+
+
+def _pairs_seen(text: str) -> bool:
+    """Whether some object in the JSON text repeats a key, seen pair by pair (the slow, plain way)."""
+    repeated = []
+    json.loads(text, object_pairs_hook=lambda pairs: repeated.append(len({k for k, _ in pairs}) < len(pairs)) or dict(pairs))
+    return any(repeated)
+
+
+JSON_KEYS = st.sampled_from(["a", "b", "a:b", ":", "text"])
+JSON_TREES = st.recursive(st.none() | st.integers() | st.sampled_from(["", ":", "10:30", "x"]),
+                          lambda inner: st.lists(inner, max_size=3) | st.lists(st.tuples(JSON_KEYS, inner), max_size=3),
+                          max_leaves=8)
+
+
+def _as_json(tree) -> str:
+    """A tree of lists and (key, value) pair lists as JSON text; pair lists become objects, keys may repeat."""
+    if isinstance(tree, list) and tree and all(isinstance(item, tuple) for item in tree):
+        return "{" + ", ".join(f"{json.dumps(key)}: {_as_json(value)}" for key, value in tree) + "}"
+    if isinstance(tree, list):
+        return "[" + ", ".join(_as_json(item) for item in tree) + "]"
+    return json.dumps(tree)
+
+
+@given(tree=JSON_TREES)
+def test_parse_json_sees_every_repeated_key_however_many_colons(tree):
+    from langfoundry.data.readers.tabular import parse_json, repeated_keys
+
+    text = _as_json(tree)
+    value, repeated = parse_json(text)
+    assert value == json.loads(text)
+    assert (repeated and bool(repeated_keys(value))) == _pairs_seen(text)
 
 
 def test_a_repeated_parquet_column_name_keeps_both_columns(repo):
