@@ -237,7 +237,7 @@ def _as_json(tree) -> str:
 
 @given(tree=JSON_TREES)
 def test_parse_json_sees_every_repeated_key_however_many_colons(tree):
-    from langfoundry.data.readers.tabular import parse_json, repeated_keys
+    from langfoundry.data.readers.jsonl import parse_json, repeated_keys
 
     text = _as_json(tree)
     value, repeated = parse_json(text)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ from langfoundry.core.inventory import Language, require_languages
 from langfoundry.core.records import RECORD_SCHEMA, REJECT_SCHEMA, make_reject, records_table, rejects_table
 from langfoundry.core.storage import write_metrics
 from langfoundry.core.streaming import SortedParquetWriter, written_together
+from langfoundry.data.jsonl_columns import in_parallel, parsed_blocks
 from langfoundry.data.mapping import ParallelColumns, Rejected, SourceMapper, check_source
-from langfoundry.data.readers import BadRow, Header, Row, SourceFile, read_file, source_files
+from langfoundry.data.readers import BadRow, Header, Item, Row, SourceFile, read_file, source_files
 from langfoundry.data.readers.encoding import RAW_PREFIX_CHARS, is_empty
 from langfoundry.data.readers.rows import one_line, raw_json
 from langfoundry.data.readers.text import AlignedBlock, aligned_blocks
@@ -111,6 +112,8 @@ def _read_into(file: SourceFile, source: Source, mapper: SourceMapper, counts: S
     columns = ParallelColumns(source, mapper, records) if source.kind == "parallel" and not mapper.per_row else None
     if columns is not None and file.pivot_path is not None and set(mapper.required.values()) == {"text", "pivot_text"}:
         items = aligned_blocks(file.path, file.name, file.pivot_path, file.pivot_name or "", source)
+    elif in_parallel(file, columns):  # a large JSON Lines file: parsed on all cores
+        items = _parsed_in_parallel(file, source, mapper, counts, records)
     elif file.format == SYNTHETIC_FORMAT:  # the synthesize stage's variations, with their provenance meta
         items = read_synthetic(file.path, file.name, source)
     else:
@@ -145,6 +148,26 @@ def _read_into(file: SourceFile, source: Source, mapper: SourceMapper, counts: S
         columns.flush()
     if counts.rows_read == rows_before:
         log.warning("warning: %s (source %s) has no rows; it adds nothing", file.name, source.id)
+
+
+def _parsed_in_parallel(file: SourceFile, source: Source, mapper: SourceMapper, counts: SourceCounts,
+                        records: TableBuffer) -> Iterator[Item]:
+    """A JSON Lines file parsed by worker processes (data.jsonl_columns): the records of its plain rows
+    go to records and are counted here; its other rows, then its header, are yielded to be handled
+    as read_jsonl's are."""
+    columns: dict[str, None] = {}
+    for block in parsed_blocks(file, source, mapper):
+        if block.records is not None:
+            records.add_table(block.records)
+            before = counts.rows_read
+            counts.rows_read += block.records.num_rows
+            counts.kept += block.records.num_rows
+            if counts.rows_read // PROGRESS_EVERY > before // PROGRESS_EVERY:
+                log.info("  %s: %d rows read", source.id, counts.rows_read)
+        columns.update(dict.fromkeys(block.columns))
+        yield from block.others
+    if columns:
+        yield Header(file.name, tuple(columns))
 
 
 def _add_row(row: Row, source: Source, mapper: SourceMapper, counts: SourceCounts, records: TableBuffer,

@@ -14,6 +14,7 @@ from langfoundry.core.config import Source
 from langfoundry.core.errors import UserError
 from langfoundry.data.readers.detect import reader_codec
 from langfoundry.data.readers.encoding import RAW_PREFIX_CHARS, iter_lines, read_text
+from langfoundry.data.readers.jsonl import parse_json, read_jsonl, repeated_detail, repeated_keys
 from langfoundry.data.readers.rows import BadRow, Header, Item, Row, one_line, raw_json
 
 PARQUET_BATCH_ROWS = 8192
@@ -126,68 +127,6 @@ def _records_of(data: Any, name: str, source: Source) -> list[Any]:
     return data
 
 
-class _RepeatedKeys(dict):
-    """A JSON object in which a key appears more than once: json keeps the last value silently."""
-
-    repeated: tuple[str, ...] = ()
-
-
-def parse_json(text: str) -> tuple[Any, bool]:
-    """json.loads, and whether some object in the text repeats a key (see repeated_keys).
-
-    json keeps a repeated key's last value without a word, so the pairs must be seen: a hook that
-    sees each object's pairs halves json.loads' speed, and most texts need none. Every key in JSON
-    text is followed by a colon, so a text with no more colons than its parsed value has keys
-    cannot repeat one; only the rest (a colon inside a value, or a key twice) is parsed again."""
-    value = json.loads(text)
-    colons = text.count(":")
-    if (type(value) is dict and len(value) >= colons) or _has_a_key_per_colon(value, colons):
-        return value, False
-    repeated = False
-
-    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal repeated
-        value = dict(pairs)
-        if len(value) == len(pairs):
-            return value
-        repeated = True
-        counts = Counter(key for key, _ in pairs)
-        marked = _RepeatedKeys(value)
-        marked.repeated = tuple(key for key in counts if counts[key] > 1)
-        return marked
-
-    return json.loads(text, object_pairs_hook=build), repeated
-
-
-def _has_a_key_per_colon(value: Any, colons: int) -> bool:
-    """Whether the objects in value hold at least `colons` keys (a stack, not recursion: any depth
-    json parses)."""
-    keys, stack = 0, [value]
-    while stack and keys < colons:
-        item = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if isinstance(item, dict):
-            keys += len(item)
-        stack.extend(child for child in children if isinstance(child, (dict, list)))
-    return keys >= colons
-
-
-def repeated_keys(value: Any) -> tuple[str, ...]:
-    """Keys some object inside a parsed JSON value repeats (empty for most values)."""
-    if isinstance(value, _RepeatedKeys):
-        return value.repeated
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for child in children:
-        if isinstance(child, (dict, list)) and (found := repeated_keys(child)):
-            return found
-    return ()
-
-
-def _repeated_detail(keys: tuple[str, ...]) -> str:
-    return (f"key {', '.join(map(repr, keys))} appears more than once in one object (JSON would keep only "
-            f"the last value); keep one")
-
-
 def read_json(path: Path, name: str, source: Source) -> Iterator[Item]:
     """A JSON list of objects, or an object whose `records_key` holds that list; origin is file#index (0-based).
 
@@ -212,7 +151,7 @@ def read_json(path: Path, name: str, source: Source) -> Iterator[Item]:
         if not isinstance(record, dict):
             yield BadRow(origin, "not_an_object", f"record {index} is a JSON {type(record).__name__}", raw_json(record))
         elif repeated and (keys := repeated_keys(record)):
-            yield BadRow(origin, "duplicate_key", f"record {index}: {_repeated_detail(keys)}", raw_json(record))
+            yield BadRow(origin, "duplicate_key", f"record {index}: {repeated_detail(keys)}", raw_json(record))
         else:
             yield Row(origin, record)
 
@@ -235,40 +174,6 @@ def read_extracted(path: Path, name: str, source: Source) -> Iterator[Item]:
                                           if column != "origin" and column not in EXTRACTION_META))
         else:
             yield item
-
-
-def read_jsonl(path: Path, name: str, source: Source) -> Iterator[Item]:
-    """One JSON object per line; a broken line is a reject, blank lines are not rows.
-
-    The header (every key seen) comes after the rows, since a stream has no header line.
-    """
-    codec = reader_codec(path, name, source.encoding, source.lang)
-    columns: dict[str, None] = {}
-    for line in iter_lines(path, codec):
-        origin = f"{name}:{line.number}"
-        if line.text is None:
-            yield BadRow(origin, line.reason or "unreadable", line.detail or "", line.raw)
-            continue
-        if not line.text.strip():
-            continue
-        try:
-            record, repeated = parse_json(line.text)
-        except json.JSONDecodeError as err:
-            yield BadRow(origin, "invalid_json", f"line {line.number}, column {err.colno}: {err.msg}", line.raw)
-            continue
-        except (ValueError, RecursionError) as err:
-            yield BadRow(origin, "invalid_json", f"line {line.number}: {err}", line.raw)
-            continue
-        if not isinstance(record, dict):
-            yield BadRow(origin, "not_an_object", f"line {line.number} is a JSON {type(record).__name__}", line.raw)
-            continue
-        if repeated and (keys := repeated_keys(record)):
-            yield BadRow(origin, "duplicate_key", f"line {line.number}: {_repeated_detail(keys)}", line.raw)
-            continue
-        columns.update(dict.fromkeys(record))
-        yield Row(origin, record)
-    if columns:
-        yield Header(name, tuple(columns))
 
 
 def read_parquet(path: Path, name: str, source: Source) -> Iterator[Item]:

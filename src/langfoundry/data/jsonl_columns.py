@@ -1,0 +1,92 @@
+"""A large JSON Lines file of a parallel source, parsed on all cores.
+
+Parsing JSON and hashing record ids is most of ingest's time on such a file, and one process does it
+on one core. Here the main process reads and decodes the file a block of lines at a time
+(readers.jsonl.numbered_blocks); each worker process parses a block (readers.jsonl.jsonl_item) and
+builds the records of its plain rows column by column (mapping.ParallelColumns), returned as one
+Arrow table. Every other line (a reject, a row that needs SourceMapper.record's judgement) comes back
+as the item read_jsonl gives, for ingest to handle as it handles any row. The records are the ones
+read row by row would give, and ingest writes them sorted by (id, origin): their order of arrival
+does not show in the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from langfoundry.core.config import Source
+from langfoundry.core.streaming import ordered_map, worker_count
+from langfoundry.data.mapping import ParallelColumns, SourceMapper
+from langfoundry.data.readers import SourceFile
+from langfoundry.data.readers.encoding import Line
+from langfoundry.data.readers.jsonl import jsonl_item, numbered_blocks
+from langfoundry.data.readers.rows import BadRow, Row
+
+# Below this size one process is as quick: starting the workers costs more than they save.
+PARALLEL_MIN_BYTES = 8 << 20
+
+
+@dataclass
+class ParsedBlock:
+    records: pa.Table | None  # the plain rows' records
+    others: list[Row | BadRow]  # every other row, in file order
+    columns: list[str]  # the keys the block's objects have, in order of appearance
+    rows: int  # lines that are rows (not blank), records and others together
+
+
+def in_parallel(file: SourceFile, columns: ParallelColumns | None) -> bool:
+    """Whether a file is read here: JSON Lines of a parallel source, large enough, with cores to use."""
+    return (columns is not None and file.format == "jsonl" and file.pivot_path is None
+            and file.path.stat().st_size >= PARALLEL_MIN_BYTES and worker_count() > 1)
+
+
+class _Tables:
+    """Where a worker's ParallelColumns puts its records (ingest's TableBuffer in the main process)."""
+
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+
+    def add_table(self, table: pa.Table) -> None:
+        self.tables.append(table)
+
+
+_worker: tuple[str, Source, SourceMapper] | None = None  # set once in each worker process
+
+
+def _start_worker(name: str, source: Source, mapper: SourceMapper) -> None:
+    global _worker
+    _worker = (name, source, mapper)
+
+
+def parse_block(block: tuple[int, list[str | Line]]) -> ParsedBlock:
+    """One block of lines (the number of its first line, its lines) parsed into records and others."""
+    assert _worker is not None, "parse_block runs in a worker that _start_worker set up"
+    name, source, mapper = _worker
+    first, lines = block
+    tables = _Tables()
+    columns = ParallelColumns(source, mapper, tables, chunk_rows=len(lines) + 1)
+    others: list[Row | BadRow] = []
+    seen: dict[str, None] = {}
+    rows = 0
+    for number, line in enumerate(lines, first):
+        item = jsonl_item(number, line, name)
+        if item is None:
+            continue
+        rows += 1
+        if isinstance(item, Row):
+            seen.update(dict.fromkeys(item.fields))
+            if columns.add(item):
+                continue
+        others.append(item)
+    columns.flush()
+    records = pa.concat_tables(tables.tables) if tables.tables else None
+    return ParsedBlock(records, others, list(seen), rows)
+
+
+def parsed_blocks(file: SourceFile, source: Source, mapper: SourceMapper) -> Iterator[ParsedBlock]:
+    """The file's blocks, parsed by worker processes, in file order."""
+    blocks = numbered_blocks(file.path, file.name, source)
+    yield from ordered_map(parse_block, blocks, worker_count(), _start_worker, (file.name, source, mapper))
