@@ -4,6 +4,7 @@ and what batches cannot decide is refused rather than misjudged."""
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import shutil
@@ -49,6 +50,7 @@ def test_many_small_batches_give_the_whole_table_verdict_even_for_a_duplicate_ac
     assert (batched.evaluated, batched.passed, batched.rows) == (whole.evaluated, whole.passed, whole.rows) == \
         (suite_size("ingested"), suite_size("ingested") - 3, 31)
     assert failure_table(batched) == failure_table(whole)
+    assert gc.get_freeze_count() == 0  # validating processes freeze what they inherit; this one (one batch) must not
     broken_meta = next(f for f in batched.failures if f.expectation.startswith("expect_column_values_to_be_json_parseable"))
     assert broken_meta.rows_failed == 1  # "{" is checked; the "{}" of every other row passes without a parse
     duplicate = next(f for f in batched.failures if f.expectation == "expect_compound_columns_to_be_unique(id, origin)")

@@ -22,7 +22,9 @@ switched off.
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -250,6 +252,10 @@ _VALIDATION: tuple = ()  # what a validating process runs each batch with (set b
 def _start_validation(definition: Any, keys: tuple[str, ...], parameters: Mapping[str, Any], run_id: Any) -> None:
     global _VALIDATION
     _VALIDATION = (definition, keys, parameters, run_id)
+    if multiprocessing.parent_process() is not None:
+        # a forked validating process: what it inherited is never garbage here, so the collector
+        # need not look at it (nor copy the pages it would touch); see _validate_batch
+        gc.freeze()
 
 
 def _validate_batch(table: pa.Table) -> tuple[Any, int, str]:
@@ -261,7 +267,14 @@ def _validate_batch(table: pa.Table) -> tuple[Any, int, str]:
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": SHOWN_ROWS,
                        "unexpected_index_column_names": [key for key in keys if key in frame.columns]},
         run_id=run_id)
-    return outcome, table.num_rows, batch_fingerprint(table)
+    fingerprint = batch_fingerprint(table)
+    if multiprocessing.parent_process() is not None:
+        # GX leaves each run's objects in reference cycles that hold the batch's data frame until a
+        # full collection, which comes rarely: without this a process kept several frames, and the
+        # 10-million-row gate peaked at 2.0 to 2.2 GB instead of 1.3
+        del frame
+        gc.collect()
+    return outcome, table.num_rows, fingerprint
 
 
 def run_batches(context: Any, frames: Any, suite: Any, batches: Iterable[pa.Table], keys: tuple[str, ...],
