@@ -34,7 +34,6 @@ class ParsedBlock:
     records: pa.Table | None  # the plain rows' records
     others: list[Row | BadRow]  # every other row, in file order
     columns: list[str]  # the keys the block's objects have, in order of appearance
-    rows: int  # lines that are rows (not blank), records and others together
 
 
 def in_parallel(file: SourceFile, columns: ParallelColumns | None) -> bool:
@@ -70,12 +69,10 @@ def parse_block(block: tuple[int, list[str | Line]]) -> ParsedBlock:
     columns = ParallelColumns(source, mapper, tables, chunk_rows=len(lines) + 1)
     others: list[Row | BadRow] = []
     seen: dict[str, None] = {}
-    rows = 0
     for number, line in enumerate(lines, first):
         item = jsonl_item(number, line, name)
         if item is None:
             continue
-        rows += 1
         if isinstance(item, Row):
             seen.update(dict.fromkeys(item.fields))
             if columns.add(item):
@@ -83,7 +80,7 @@ def parse_block(block: tuple[int, list[str | Line]]) -> ParsedBlock:
         others.append(item)
     columns.flush()
     records = pa.concat_tables(tables.tables) if tables.tables else None
-    return ParsedBlock(records, others, list(seen), rows)
+    return ParsedBlock(records, others, list(seen))
 
 
 def parsed_blocks(file: SourceFile, source: Source, mapper: SourceMapper) -> Iterator[ParsedBlock]:
