@@ -1,5 +1,5 @@
 """How a gate runs at scale: in a process that imported Great Expectations while the stage worked
-(scipy.stats deferred until used), batches validated by several processes at once, and the data
+(scipy.stats, altair and sqlalchemy left out until used), batches validated by several processes at once, and the data
 fingerprint taken from Arrow. Each must give the verdict, failure table and Data Docs of validating
 in the stage, one batch at a time."""
 
@@ -110,13 +110,52 @@ DEFERRED = """
 import sys
 from langfoundry.gates.gate import import_great_expectations
 import_great_expectations()
-loaded = "scipy.stats._stats_py" in sys.modules
+from great_expectations.compatibility import sqlalchemy as gx_sql
+loaded = ["scipy.stats._stats_py" in sys.modules, "altair.vegalite" in sys.modules, "sqlalchemy" in sys.modules]
 import scipy.stats
 from scipy.stats import norm
-print(loaded, round(scipy.stats.entropy([0.5, 0.5]), 6), norm.cdf(0.0), "scipy.stats._stats_py" in sys.modules)
+import altair
+import sqlalchemy
+print(*loaded, round(scipy.stats.entropy([0.5, 0.5]), 6), norm.cdf(0.0), "scipy.stats._stats_py" in sys.modules,
+      altair.Chart.__name__, sqlalchemy.__name__ in sys.modules, bool(gx_sql.sqlalchemy))
 """
 
 
-def test_great_expectations_imports_without_scipy_stats_until_it_is_used() -> None:
+def test_great_expectations_imports_without_distributions_charts_or_sql_which_import_when_used() -> None:
     done = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["False", "0.693147", "0.5", "True"]
+    # not loaded by the import; each works when used; GX itself runs as without its SQL extra
+    assert done.stdout.split() == ["False", "False", "False", "0.693147", "0.5", "True", "Chart", "True", "False"]
+
+
+def test_a_process_that_imported_sqlalchemy_first_keeps_it_for_great_expectations() -> None:
+    code = ("import sqlalchemy\nfrom langfoundry.gates.gate import import_great_expectations\n"
+            "import_great_expectations()\nfrom great_expectations.compatibility import sqlalchemy as gx_sql\n"
+            "print(gx_sql.sqlalchemy is sqlalchemy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"]
+
+
+def test_data_docs_from_the_cached_views_are_gx_own_pages(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jinja2 import FileSystemBytecodeCache
+
+    from langfoundry.gates import docs_views
+
+    tables = ingested(root, planted_rows(), [], {"kamus": 61})
+    cache = root / "jinja-cache"
+    cache.mkdir()
+    docs_views.template_cache.cache_clear()
+    monkeypatch.setattr(docs_views, "FileSystemBytecodeCache", lambda: FileSystemBytecodeCache(str(cache)))
+    try:
+        validate("ingested", tables, PARAMETERS, root)
+        cached = pages(root, "ingested")
+        compiled = sorted(path.name for path in cache.iterdir())
+        validate("ingested", tables, PARAMETERS, root)  # from the cache this time
+        assert pages(root, "ingested") == cached
+        assert sorted(path.name for path in cache.iterdir()) == compiled and len(compiled) >= 5
+        gx_views = {kind: {"module_name": "great_expectations.render.view", "class_name": name}
+                    for kind, name in (("page", "DefaultJinjaPageView"), ("index", "DefaultJinjaIndexPageView"))}
+        monkeypatch.setattr(gate_module, "_VIEWS", gx_views)
+        validate("ingested", tables, PARAMETERS, root)
+        assert pages(root, "ingested") == cached
+    finally:
+        docs_views.template_cache.cache_clear()

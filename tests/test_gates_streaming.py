@@ -17,9 +17,10 @@ from test_quality import PARAMETERS, REPO, entry, good_examples, good_split_tabl
 
 from langfoundry.core.errors import UserError
 from langfoundry.core.records import records_table
+from langfoundry.core.streaming import worker_count
 from langfoundry.gates.examples import RecordLookup, flatten_examples
-from langfoundry.gates.gate import failure_table, validate
-from langfoundry.gates.rows import ParquetRows, SplitLeaks, whole_key_batches
+from langfoundry.gates.gate import _batch_rows, _validating_workers, failure_table, validate
+from langfoundry.gates.rows import ParquetRows, SplitLeaks, TableRows, whole_key_batches
 from langfoundry.gates.tables import groups_in_several_splits, processed_tables
 
 TINY = 7  # rows per batch: 30 rows make five batches
@@ -59,6 +60,18 @@ def test_many_small_batches_give_the_whole_table_verdict_even_for_a_duplicate_ac
     # One page per suite, for the whole table: its counts are the sums over the batches.
     rows_page = [text for name, text in pages.items() if "/ingested/" in name and "by_source" not in name]
     assert len(rows_page) == 1 and "xx-nowhere" in rows_page[0] and "of 31 total rows" in rows_page[0]
+
+
+def test_a_table_of_up_to_two_batches_is_validated_whole_in_this_process() -> None:
+    def plan(count: int) -> tuple[int, int]:
+        rows = TableRows(records_table([entry(i) for i in range(count)]))
+        size = _batch_rows(rows, TINY)
+        return size, _validating_workers(rows, size)
+
+    assert plan(3) == (TINY, 1)
+    assert plan(2 * TINY) == (2 * TINY, 1)  # one GX run here rather than two in forked processes
+    size, workers = plan(2 * TINY + 1)
+    assert size == TINY and workers == min(3, worker_count())  # three batches: a process each, up to the cores
 
 
 def test_examples_streamed_from_files_in_small_batches_match_the_examples_in_memory(root: Path) -> None:
