@@ -63,6 +63,10 @@ class EarlyGate:
     stage's tables (once) and returns the result."""
 
     def __init__(self) -> None:
+        # The stage imports pandas anyway (pyarrow does on its first conversion from Python objects):
+        # imported before the fork, the gate's process shares it instead of importing it again.
+        import pandas  # noqa: F401
+
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._connection, theirs = context.Pipe()
