@@ -81,12 +81,18 @@ def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) ->
         stream = io.TextIOWrapper(binary, encoding=codec, errors=_ERROR_HANDLER, newline=None)
         number, tail = 0, ""
         while chunk := stream.read(READ_BLOCK_CHARS):
-            pieces = (tail + chunk).split("\n")
+            text = tail + chunk
+            pieces = text.split("\n")
             tail = pieces.pop()
-            block: list[str | Line] = []
-            for piece in pieces:
-                number += 1
-                block.append(_checked(number, piece, len(piece), codec, max_chars))
+            block: list[str | Line]
+            if _all_plain(text, pieces, number, max_chars):  # nearly every block: no line needs a look
+                block = pieces
+                number += len(pieces)
+            else:
+                block = []
+                for piece in pieces:
+                    number += 1
+                    block.append(_checked(number, piece, len(piece), codec, max_chars))
             if len(tail) > max_chars:  # a line longer than a line may be: count the rest, keep the start
                 number += 1
                 length, start = len(tail), tail[:RAW_PREFIX_CHARS]
@@ -110,6 +116,13 @@ def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) ->
                 yield block
         if tail:
             yield [_checked(number + 1, tail, len(tail), codec, max_chars)]
+
+
+def _all_plain(text: str, pieces: list[str], number: int, max_chars: int) -> bool:
+    """Whether _checked would return every piece unchanged: no undecodable bytes in the text, no
+    byte order mark to drop, no line too long. Three scans in C instead of a Python call a line."""
+    return (_INVALID_MARK not in text and not (number == 0 and pieces and pieces[0].startswith("\ufeff"))
+            and max(map(len, pieces), default=0) <= max_chars)
 
 
 def _checked(number: int, line: str, length: int, codec: str, max_chars: int) -> str | Line:
