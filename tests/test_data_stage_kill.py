@@ -66,7 +66,7 @@ def test_killed_ingest_leaves_no_output_and_the_rerun_cleans_up(tmp_path: Path) 
     process = ingest(project, sort_memory_mb=1)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        runs = [run for folder in interim.glob(".*.runs") for run in folder.glob("*.parquet")]
+        runs = [run for folder in interim.glob(".*.runs") for run in folder.glob("run*")]
         if len(runs) >= 2:
             process.send_signal(signal.SIGKILL)
             break

@@ -48,6 +48,20 @@ def test_sorted_writer_writes_what_write_parquet_writes(tmp_path: Path, rows: in
         assert writer.spilled_runs, "the small memory budget should have spilled runs"
 
 
+
+def test_rows_that_stop_arriving_in_order_are_merged_from_both_kinds_of_run(tmp_path: Path) -> None:
+    """In-order rows already written to the output become the first run (Parquet); rows buffered
+    after them spill as Arrow runs; the merge reads both and writes what write_parquet writes."""
+    shuffled = keyed_table(12_000, seed=5, ties=False)
+    table = pa.concat_tables([shuffled.slice(0, 6_000).sort_by([("id", "ascending")]), shuffled.slice(6_000)])
+    write_parquet(table, tmp_path / "whole.parquet", sort_by=("id", "origin"))
+    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=40_000) as writer:
+        for batch in table.to_batches(max_chunksize=1_000):
+            writer.write(batch)
+    assert {run.suffix for run in writer.spilled_runs} == {".parquet", ".arrow"}
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]
+
 def test_rows_in_order_pass_straight_through(tmp_path: Path) -> None:
     table = keyed_table(5000, seed=1, ties=False).sort_by([("id", "ascending"), ("origin", "ascending")])
     with SortedParquetWriter(tmp_path / "out.parquet", table.schema, ("id", "origin"), memory_bytes=1000) as writer:

@@ -348,6 +348,7 @@ class ParallelColumns:
         if count:
             constant = {"source": self.source.id, "kind": "parallel", "lang": self.source.lang,
                         "pivot_lang": self.source.pivot_lang, "meta": "{}"}
-            self.records.add_table(pa.table({name: self.columns[name] if name in self.columns else [constant[name]] * count
+            self.records.add_table(pa.table({name: self.columns[name] if name in self.columns
+                                             else pa.repeat(pa.scalar(constant[name], pa.string()), count)
                                              for name in RECORD_SCHEMA.names}, schema=RECORD_SCHEMA))
             self.columns = {name: [] for name in self.columns}
