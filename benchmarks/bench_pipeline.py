@@ -1,4 +1,4 @@
-"""Time the default pipeline as a newcomer runs it: every stage, then a no-op rerun, then data-stage start-up.
+"""Time the default pipeline as a newcomer runs it: every stage, then a no-op rerun, then each stage script's start-up.
 
 Usage: python benchmarks/bench_pipeline.py [--keep DIR]
 Prints a table; runs in a throw-away copy of the repository so the working tree is untouched.
@@ -19,7 +19,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from repo_copy import copy_repo, env, run  # noqa: E402
 
-DATA_MODULES = ["acquire", "ingest", "normalize", "filters", "dedup", "split", "formats"]
 HEAVY = ("torch", "transformers", "peft", "trl")
 
 
@@ -33,9 +32,13 @@ def timed(cmd: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def startup(module: str, cwd: Path) -> tuple[float, list[str]]:
-    code = (f"import sys, time; t=time.perf_counter(); import langfoundry.{module}; "
-            f"print(time.perf_counter()-t); print(','.join(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))")
+def startup(stage: str, cwd: Path) -> tuple[float, list[str]]:
+    """Seconds to import a stage script (what it imports before its main runs), and the heavy modules it loads."""
+    code = ("import importlib.util, sys, time; t = time.perf_counter(); "
+            f"spec = importlib.util.spec_from_file_location('stage', 'stages/{stage}.py'); "
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+            "print(time.perf_counter() - t); "
+            f"print(','.join(m for m in sys.modules if m in {HEAVY!r}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env(), capture_output=True, text=True, check=True)
     lines = out.stdout.splitlines() + [""]
     return float(lines[0]), [name for name in lines[1].split(",") if name]
@@ -61,10 +64,10 @@ def main() -> None:
     print(f"| **full pipeline** | **{total:.1f}** |")
     print(f"\nsecond `dvc repro`, nothing changed: {noop:.2f} s")
 
-    print("\n| data module | import s | heavy modules imported |\n|---|---|---|")
-    for module in DATA_MODULES:
-        seconds, heavy = startup(module, repo)
-        print(f"| langfoundry.{module} | {seconds:.2f} | {', '.join(heavy) or 'none'} |")
+    print("\n| stage script | import s | heavy modules imported |\n|---|---|---|")
+    for stage, _ in rows:
+        seconds, heavy = startup(stage, repo)
+        print(f"| stages/{stage}.py | {seconds:.2f} | {', '.join(heavy) or 'none'} |")
 
 
 if __name__ == "__main__":
