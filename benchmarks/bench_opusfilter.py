@@ -1,7 +1,7 @@
 """Clean + exact dedup of the seeded 200,000-pair benchmark corpus: this project's ingest, clean and dedup
 stages against OpusFilter 3.3.1 on the same rule set, measured in one run.
 
-Usage: python benchmarks/bench_opusfilter.py [--workdir DIR] [--repeats N]
+Usage: python benchmarks/bench_opusfilter.py [--workdir DIR] [--repeats N] [--opusfilter-runs N]
 
 The corpus comes from benchmarks/corpus.py and is kept in the workdir. OpusFilter runs the rules of
 benchmarks/opusfilter.yaml in a virtual environment of its own under the workdir (made here on first
@@ -10,7 +10,8 @@ use, from PyPI): it is the tool compared against, never a dependency.
 Each of our stages runs in a process of its own in a throw-away project folder, as DVC would start
 it, with the settings equivalent to OpusFilter's rules (to compare speed and survivors) both with
 its quality gate (the path `dvc repro` takes: ingest and clean are gated, dedup is not) and without
-(--no-gate), the two interleaved with OpusFilter so that all meet the same machine load; then once
+(--no-gate), in rounds with OpusFilter (ours both ways, then OpusFilter, three rounds by default) so
+that all meet the same machine load, and each tool's median is compared; then once
 more without the gate and with our letters-share filter on as well (to count the mostly-digit pairs
 it catches). Times are wall clock (start-up included) and CPU time; memory is the peak proportional
 set size of all of a run's processes together, sampled.
@@ -123,35 +124,42 @@ class Measured:
     ours: dict[str, Run]  # per stage, the median run with the equivalent rules, without the gates
     gated: dict[str, Run]  # the same with the gates
     runs: int  # how many runs each median is of
-    opusfilter: Run
+    opusfilter: Run  # the median of OpusFilter's runs
+    opusfilter_runs: int
     letters: dict[str, Run]  # our stages with the letters share on as well
     equivalent_project: Path
     letters_project: Path
 
 
-def measure(workdir: Path, data: Path, command: Path, repeats: int) -> Measured:
-    """Our stages, ungated and gated, and OpusFilter, interleaved so that all meet the same machine load."""
+def measure(workdir: Path, data: Path, command: Path, repeats: int, opusfilter_runs: int) -> Measured:
+    """Our stages, ungated and gated, and OpusFilter, in rounds, so that all meet the same machine load:
+    each round runs ours both ways, then OpusFilter (in the first opusfilter_runs rounds)."""
     equivalent = make_project(workdir / "project-equivalent", data, EQUIVALENT)
-    attempts, gated = [run_ours(equivalent)], [run_ours(equivalent, gate=True)]
-    for name, runs in (("ours, equivalent rules", attempts[0]), ("the same with the gates", gated[0])):
-        print(f"{name}: " + ", ".join(f"{stage} {run.seconds:.2f} s" for stage, run in runs.items()), flush=True)
-    opusfilter = run_opusfilter(workdir, command)
-    print(f"OpusFilter: {opusfilter.seconds:.1f} s", flush=True)
-    for _ in range(repeats - 1):
-        attempts.append(run_ours(equivalent))
-        gated.append(run_ours(equivalent, gate=True))
+    attempts, gated, opusfilter = [], [], []
+    for round_number in range(max(repeats, opusfilter_runs)):
+        if round_number < repeats:
+            attempts.append(run_ours(equivalent))
+            gated.append(run_ours(equivalent, gate=True))
+            for name, runs in (("ours, equivalent rules", attempts[-1]), ("the same with the gates", gated[-1])):
+                print(f"round {round_number + 1}, {name}: " + ", ".join(f"{stage} {run.seconds:.2f} s"
+                                                                       for stage, run in runs.items()), flush=True)
+        if round_number < opusfilter_runs:
+            opusfilter.append(run_opusfilter(workdir, command))
+            print(f"round {round_number + 1}, OpusFilter: {opusfilter[-1].seconds:.1f} s", flush=True)
     letters = make_project(workdir / "project-letters-share", data, WITH_LETTERS_SHARE)
     letters_runs = run_ours(letters)
     print(f"load average after the runs: {load_average()}")
-    return Measured(median_runs(attempts), median_runs(gated), len(attempts), opusfilter, letters_runs, equivalent,
-                    letters)
+    median_opusfilter = sorted(opusfilter, key=lambda run: run.seconds)[len(opusfilter) // 2]
+    return Measured(median_runs(attempts), median_runs(gated), len(attempts), median_opusfilter, len(opusfilter),
+                    letters_runs, equivalent, letters)
 
 
 def print_speed(measured: Measured, pairs: int, opus_kept: list[tuple[str, str]]) -> None:
     ours, gated, opus = measured.ours, measured.gated, measured.opusfilter
     survivors, opus_survivors = our_survivors(measured.equivalent_project), set(opus_kept)
 
-    print(f"\n## Clean + exact dedup, {pairs:,} pairs (ours: median of {measured.runs} runs)\n")
+    print(f"\n## Clean + exact dedup, {pairs:,} pairs (medians: ours of {measured.runs} runs, OpusFilter of "
+          f"{measured.opusfilter_runs})\n")
     print("| tool | work | wall s | pairs/s | CPU s | peak memory (PSS) | survivors |\n|---|---|---|---|---|---|---|")
     print(f"| OpusFilter 3.3.1 | dedup + 4 filters, 1 process | {opus.seconds:.1f} | {pairs / opus.seconds:,.0f} | "
           f"{opus.cpu_seconds:.1f} | {mib(opus.peak_rss)} | {len(opus_kept):,} |")
@@ -230,13 +238,15 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "langfoundry-bench",
                         help="keeps the corpus, OpusFilter's venv and the projects between runs")
     parser.add_argument("--repeats", type=int, default=3, help="runs of our stages; the median is shown")
+    parser.add_argument("--opusfilter-runs", type=int, default=3,
+                        help="runs of OpusFilter (about 3 minutes each), one per round with ours; the median is shown")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     data = corpus(workdir / "data", PAIRS)  # where opusfilter.yaml reads it
     command = opusfilter_command(workdir)
     print(f"machine: {os.cpu_count()} cores, load average {load_average()}; workdir {workdir}", flush=True)
-    measured = measure(workdir, data, command, args.repeats)
+    measured = measure(workdir, data, command, args.repeats, args.opusfilter_runs)
 
     all_pairs = read_pairs(data / "src.txt", data / "tgt.txt")
     out = workdir / OPUSFILTER_OUT
