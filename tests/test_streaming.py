@@ -48,7 +48,6 @@ def test_sorted_writer_writes_what_write_parquet_writes(tmp_path: Path, rows: in
         assert writer.spilled_runs, "the small memory budget should have spilled runs"
 
 
-
 def test_rows_that_stop_arriving_in_order_are_merged_from_both_kinds_of_run(tmp_path: Path) -> None:
     """In-order rows already written to the output become the first run (Parquet); rows buffered
     after them spill as Arrow runs; the merge reads both and writes what write_parquet writes."""
@@ -61,6 +60,7 @@ def test_rows_that_stop_arriving_in_order_are_merged_from_both_kinds_of_run(tmp_
     assert {run.suffix for run in writer.spilled_runs} == {".parquet", ".arrow"}
     assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]
+
 
 def test_rows_in_order_pass_straight_through(tmp_path: Path) -> None:
     table = keyed_table(5000, seed=1, ties=False).sort_by([("id", "ascending"), ("origin", "ascending")])
