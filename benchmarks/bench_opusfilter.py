@@ -113,10 +113,14 @@ def run_ours(project: Path, gate: bool = False) -> dict[str, Run]:
     return {stage: run_stage(project, stage, gate=gate) for stage in STAGES}
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median time."""
+    return sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]
+
+
 def median_runs(attempts: list[dict[str, Run]]) -> dict[str, Run]:
     """Per stage, the run with the median time."""
-    return {stage: sorted((runs[stage] for runs in attempts), key=lambda run: run.seconds)[len(attempts) // 2]
-            for stage in STAGES}
+    return {stage: median_run([runs[stage] for runs in attempts]) for stage in STAGES}
 
 
 @dataclass
@@ -149,8 +153,7 @@ def measure(workdir: Path, data: Path, command: Path, repeats: int, opusfilter_r
     letters = make_project(workdir / "project-letters-share", data, WITH_LETTERS_SHARE)
     letters_runs = run_ours(letters)
     print(f"load average after the runs: {load_average()}")
-    median_opusfilter = sorted(opusfilter, key=lambda run: run.seconds)[len(opusfilter) // 2]
-    return Measured(median_runs(attempts), median_runs(gated), len(attempts), median_opusfilter, len(opusfilter),
+    return Measured(median_runs(attempts), median_runs(gated), len(attempts), median_run(opusfilter), len(opusfilter),
                     letters_runs, equivalent, letters)
 
 
