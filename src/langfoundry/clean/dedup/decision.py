@@ -58,53 +58,60 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def _latin1_keys(array: pa.Array, rows: np.ndarray) -> dict[int, bytes]:
-    """comparison_key (as UTF-8) of the given rows' texts, which must be Latin-1 without ß or µ
-    (whose casefold leaves Latin-1), computed for all of them at once."""
-    if len(rows) == 0:
-        return {}
-    texts = columnar.Latin1Texts(array.take(pa.array(rows, type=pa.int64())))
-    buffer, offsets = columnar.to_utf8(*columnar.squeezed(texts, np.frombuffer(_LATIN1_KEY_TABLE, dtype=np.uint8)))
-    data = buffer.tobytes()
-    return {int(row): data[start:end] for row, start, end in zip(rows, offsets[:-1], offsets[1:])}
+def _side_keys(array: pa.Array) -> pa.LargeBinaryArray:
+    """comparison_key (as UTF-8) of every text of one side, a null text as "". Texts in Latin-1 without
+    ß or µ (whose casefold leaves Latin-1), nearly all of them in most corpora, are keyed all at once
+    with numpy; the rest one by one."""
+    fast = np.asarray(pc.fill_null(pc.match_substring_regex(array, _LATIN1_FOLDED_ALIKE), False)
+                      .to_numpy(zero_copy_only=False), dtype=bool)
+    fast_rows, other_rows = np.flatnonzero(fast), np.flatnonzero(~fast)
+    keys = pa.array([], pa.large_binary())
+    if len(fast_rows):
+        texts = columnar.Latin1Texts(array.take(pa.array(fast_rows, type=pa.int64())))
+        buffer, offsets = columnar.to_utf8(*columnar.squeezed(texts, np.frombuffer(_LATIN1_KEY_TABLE, dtype=np.uint8)))
+        keys = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(fast_rows), [
+            None, pa.py_buffer(offsets.astype(np.int64)), pa.py_buffer(np.ascontiguousarray(buffer))])
+    if len(other_rows) == 0:
+        return keys
+    others = pa.array([comparison_key(text or "").encode("utf-8")
+                       for text in array.take(pa.array(other_rows, type=pa.int64())).to_pylist()], pa.large_binary())
+    places = np.empty(len(fast), dtype=np.int64)  # where each row's key lies in fast keys + other keys
+    places[np.concatenate((fast_rows, other_rows))] = np.arange(len(fast))
+    return pa.concat_arrays([keys, others]).take(pa.array(places))
 
 
 _LATIN1_FOLDED_ALIKE = r"^[\x{00}-\x{B4}\x{B6}-\x{DE}\x{E0}-\x{FF}]*$"  # Latin-1 but ß and µ
 
 
+def _rows_of_kinds(table: pa.Table, kinds: frozenset[str]) -> np.ndarray:
+    """The rows whose kind is one of kinds."""
+    return np.flatnonzero(pc.is_in(table.column("kind"), pa.array(sorted(kinds))).to_numpy(zero_copy_only=False))
+
+
 def content_key_bytes(table: pa.Table) -> list[bytes]:
     """Per row, UTF-8: the compared form of text, pivot_text and (conversation, instruction) meta text."""
-    kinds = table.column("kind").to_pylist()
-    separator = FIELD_SEPARATOR.encode()
-    sides = []
-    for name in ("text", "pivot_text"):
-        array = _column(table, name)
-        fast = np.asarray(pc.fill_null(pc.match_substring_regex(array, _LATIN1_FOLDED_ALIKE), False)
-                          .to_numpy(zero_copy_only=False), dtype=bool)
-        keys = _latin1_keys(array, np.flatnonzero(fast))
-        others = np.flatnonzero(~fast)
-        for row, text in zip(others, array.take(pa.array(others, type=pa.int64())).to_pylist()):
-            keys[int(row)] = comparison_key(text or "").encode("utf-8")
-        sides.append(keys)
-    meta_rows = [row for row, kind in enumerate(kinds) if kind in META_KEY_KINDS]
-    metas = dict(zip(meta_rows, _column(table, "meta").take(pa.array(meta_rows, type=pa.int64())).to_pylist()))
-    keys = [sides[0][row] + separator + sides[1][row] for row in range(table.num_rows)]
-    for row, meta in metas.items():
+    sides = [_side_keys(_column(table, name)) for name in ("text", "pivot_text")]
+    keys = pc.binary_join_element_wise(*sides, pa.scalar(FIELD_SEPARATOR.encode(), pa.large_binary())).to_pylist()
+    meta_rows = _rows_of_kinds(table, META_KEY_KINDS)
+    if len(meta_rows) == 0:
+        return keys
+    kinds = table.column("kind").take(pa.array(meta_rows)).to_pylist()
+    metas = _column(table, "meta").take(pa.array(meta_rows)).to_pylist()
+    for row, kind, meta in zip(meta_rows.tolist(), kinds, metas):
         if meta not in (None, "", "{}"):
             keys[row] += "".join(FIELD_SEPARATOR + comparison_key(part)
-                                 for part in meta_texts(json.loads(meta), kinds[row])).encode("utf-8")
+                                 for part in meta_texts(json.loads(meta), kind)).encode("utf-8")
     return keys
 
 
 def with_labelled_task(table: pa.Table, contents: list[bytes]) -> list[bytes]:
     """The exact keys: a labelled text is a copy only within its task (one sentence may carry an intent and a
     sentiment). Near dedup compares the contents alone, which a shared task name would make look alike."""
-    kinds = table.column("kind").to_pylist()
-    labelled = [row for row, kind in enumerate(kinds) if kind == "labelled"]
-    if not labelled:
+    labelled = _rows_of_kinds(table, frozenset({"labelled"}))
+    if len(labelled) == 0:
         return contents
     keys = list(contents)
-    for row, meta in zip(labelled, _column(table, "meta").take(pa.array(labelled, type=pa.int64())).to_pylist()):
+    for row, meta in zip(labelled.tolist(), _column(table, "meta").take(pa.array(labelled)).to_pylist()):
         keys[row] += (FIELD_SEPARATOR + "task=" + str(json.loads(meta or "{}").get("task", ""))).encode("utf-8")
     return keys
 
