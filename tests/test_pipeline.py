@@ -9,20 +9,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from repo_copy import TINY_PARAMS, copy_repo, override_params, run
+from repo_copy import clone_built, copy_repo, run
 
 pytestmark = pytest.mark.slow
 
 DATA_STAGES = ["acquire", "ocr", "asr", "align", "ingest", "clean", "dedup", "split", "format"]
 
 
-@pytest.fixture(scope="module")
-def pipeline_repo(tmp_path_factory) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("repo"))
-    override_params(repo, TINY_PARAMS)
-    run(["git", "commit", "-qam", "tiny parameters"], repo)
-    run(["dvc", "repro"], repo)
-    return repo
+@pytest.fixture
+def pipeline_repo(tiny_pipeline: Path, tmp_path: Path) -> Path:
+    """A copy of the shared tiny pipeline's repository (conftest.tiny_pipeline), its outputs committed."""
+    return clone_built(tiny_pipeline, tmp_path / "repo")
 
 
 def test_repro_gives_finite_metrics_for_base_and_adapter(pipeline_repo: Path) -> None:
@@ -48,8 +45,6 @@ def test_second_repro_has_nothing_to_do(pipeline_repo: Path) -> None:
 def test_metrics_show_and_experiment_with_set_param(pipeline_repo: Path) -> None:
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], pipeline_repo).stdout)
     assert shown, "dvc metrics show found no metrics"
-    run(["git", "add", "-A"], pipeline_repo)
-    run(["git", "commit", "-qm", "pipeline outputs"], pipeline_repo)
     run(["dvc", "exp", "run", "-S", "train.lora.r=4", "--name", "r4"], pipeline_repo)
     table = run(["dvc", "exp", "show", "--json"], pipeline_repo).stdout
     experiments = json.loads(table)
