@@ -57,11 +57,14 @@ system-deps:
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
 	else echo "missing Debian packages: run  sudo apt-get install -y $$missing"; fi
 
+# the tests on every core, a module (or the modules sharing a pipeline run) per worker: see tests/conftest.py
+PARALLEL = -n $(shell nproc) --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP) system-deps
-	python -m pytest -q
+	python -m pytest -q $(PARALLEL)
 
 test-fast: $(STAMP)
-	python -m pytest -q -m "not slow"
+	python -m pytest -q -m "not slow" $(PARALLEL)
 
 lint: $(STAMP)
 	ruff check .
