@@ -57,8 +57,8 @@ system-deps:
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; }; \
 	else echo "missing Debian packages: run  sudo apt-get install -y $$missing"; fi
 
-# the tests on every core, a module (or the modules sharing a pipeline run) per worker: see tests/conftest.py
-PARALLEL = -n $(shell nproc) --dist loadgroup --no-loadscope-reorder
+# the tests on every core, a module at a time per worker, slow modules first: see tests/conftest.py
+PARALLEL = -n $(shell nproc) --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP) system-deps
 	python -m pytest -q $(PARALLEL)

@@ -2,41 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from repo_copy import FAST_PARAMS, copy_repo, override_params, run
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_RUNS = ("tiny_pipeline", "default_pipeline")  # session fixtures that run the pipeline (minutes each)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Work units for pytest-xdist (`make test` runs a worker per core: `-n $(nproc) --dist loadgroup --no-loadscope-reorder`).
+    """Modules with slow tests first. `make test` runs a module per pytest-xdist worker (--dist loadfile
+    --no-loadscope-reorder, so its module fixtures are built once), in this order: the long modules start at once
+    and the short ones fill in at the end, rather than a long one starting last while the other workers idle."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: modules and tests keep their order otherwise
 
-    A module is one unit, so its module fixtures (an example's walkthrough, a pipeline run) are built on one
-    worker only; modules that use the same shared pipeline run (SHARED_RUNS) are one unit, so that it runs once.
-    Units with slow tests go first: the long ones start at once and the short ones fill in at the end,
-    rather than one long unit starting last while the other workers idle.
-    """
-    unit_of: dict[str, str] = {}  # module -> the module naming its unit (a small union-find)
 
-    def root(module: str) -> str:
-        while unit_of.setdefault(module, module) != module:
-            module = unit_of[module]
-        return module
-
-    owner: dict[str, str] = {}  # shared fixture -> a module using it
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        for fixture in SHARED_RUNS:
-            if fixture in getattr(item, "fixturenames", ()):
-                unit_of[root(module)] = root(owner.setdefault(fixture, module))
-    slow_units = {root(item.nodeid.split("::")[0]) for item in items if item.get_closest_marker("slow")}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(root(item.nodeid.split("::")[0])))
-    items.sort(key=lambda item: root(item.nodeid.split("::")[0]) not in slow_units)  # stable: files keep their order
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that build(folder) fills, made once for the whole test run: under pytest-xdist by the first worker
+    that asks (the others wait for it and share it), else here."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / name  # the parent of every worker's own temporary folder
+    built = folder.with_name(f"{name}.built")  # beside it: a file in it would be one more in its git status
+    with FileLock(folder.with_name(f"{name}.lock")):
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
 
 
 @pytest.fixture
@@ -57,12 +58,14 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     Shared by the slow tests (experiments, remotes, reproducibility); a test that changes the repository works on
     its own copy (repo_copy.clone_built).
     """
-    repo = copy_repo(tmp_path_factory.mktemp("tiny-pipeline"))
-    override_params(repo, FAST_PARAMS)
-    run(["dvc", "repro"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "tiny pipeline and its outputs"], repo)
-    return repo
+    def build(repo: Path) -> None:
+        copy_repo(repo)
+        override_params(repo, FAST_PARAMS)
+        run(["dvc", "repro"], repo)
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-qm", "tiny pipeline and its outputs"], repo)
+
+    return _built_once(tmp_path_factory, "tiny-pipeline", build)
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +73,8 @@ def default_pipeline(tmp_path_factory) -> Path:
     """The default pipeline (params.yaml and sources.yaml as committed) run once through release and export in a
     clean copy: what `make repro` builds, for the tests of the stages at the end of the loop. About three
     minutes on 2 cores."""
-    repo = copy_repo(tmp_path_factory.mktemp("default-pipeline"))
-    run(["dvc", "repro", "release", "export"], repo)
-    return repo
+    def build(repo: Path) -> None:
+        copy_repo(repo)
+        run(["dvc", "repro", "release", "export"], repo)
+
+    return _built_once(tmp_path_factory, "default-pipeline", build)
