@@ -110,21 +110,26 @@ DEFERRED = """
 import sys
 from langfoundry.gates.gate import import_great_expectations
 import_great_expectations()
-from great_expectations.compatibility import sqlalchemy as gx_sql
-loaded = ["scipy.stats._stats_py" in sys.modules, "altair.vegalite" in sys.modules, "sqlalchemy" in sys.modules]
+from great_expectations.compatibility import aws as gx_aws, sqlalchemy as gx_sql
+loaded = ["scipy.stats._stats_py" in sys.modules, "altair.vegalite" in sys.modules, "sqlalchemy" in sys.modules,
+          "boto3" in sys.modules or "botocore" in sys.modules]
 import scipy.stats
 from scipy.stats import norm
 import altair
 import sqlalchemy
+import boto3
 print(*loaded, round(scipy.stats.entropy([0.5, 0.5]), 6), norm.cdf(0.0), "scipy.stats._stats_py" in sys.modules,
-      altair.Chart.__name__, sqlalchemy.__name__ in sys.modules, bool(gx_sql.sqlalchemy))
+      altair.Chart.__name__, sqlalchemy.__name__ in sys.modules, bool(gx_sql.sqlalchemy),
+      boto3.client("s3", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").meta.region_name,
+      bool(gx_aws.boto3))
 """
 
 
-def test_great_expectations_imports_without_distributions_charts_or_sql_which_import_when_used() -> None:
+def test_great_expectations_imports_without_distributions_charts_sql_or_s3_which_import_when_used() -> None:
     done = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, check=True)
-    # not loaded by the import; each works when used; GX itself runs as without its SQL extra
-    assert done.stdout.split() == ["False", "False", "False", "0.693147", "0.5", "True", "Chart", "True", "False"]
+    # not loaded by the import; each works when used; GX itself runs as without its SQL and S3 extras
+    assert done.stdout.split() == ["False", "False", "False", "False", "0.693147", "0.5", "True", "Chart", "True",
+                                   "False", "us-east-1", "False"]
 
 
 def test_a_process_that_imported_sqlalchemy_first_keeps_it_for_great_expectations() -> None:
