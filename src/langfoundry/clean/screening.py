@@ -18,9 +18,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +34,9 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import INVENTORY_PATH
 from langfoundry.core.normalize import _LATIN1_KEY_TABLE, comparison_key, normalize_text
 from langfoundry.core.screening_config import SCREENING_KEY_ENV, ScreeningHttpParams, ScreeningParams
+
+if TYPE_CHECKING:  # httpx is imported where a classifier calls out: a tenth of a second every clean run would pay
+    import httpx
 
 # Scripts written without spaces between words: a term there matches anywhere in the text.
 UNSPACED_SCRIPTS = frozenset({"Hani", "Hans", "Hant", "Hira", "Kana", "Jpan", "Thai", "Laoo", "Khmr", "Mymr",
@@ -218,6 +220,8 @@ class HttpClassifier:
         self.endpoint = f"{base}/moderations" if http.api == "openai" else (http.url or "")
 
     def score(self, texts: list[str], lang: str) -> list[float]:
+        import httpx
+
         key = os.environ.get(SCREENING_KEY_ENV)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         scores: list[float] = []
@@ -230,6 +234,8 @@ class HttpClassifier:
         body: dict = {"texts": texts, "lang": lang} if self.http.api == "json" else {"input": texts}
         if self.http.api == "openai" and self.http.model:
             body["model"] = self.http.model
+        import httpx
+
         where = f"clean.screening.http: {self.endpoint}"
         try:
             response = client.post(self.endpoint, json=body, headers=headers)
