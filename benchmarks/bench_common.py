@@ -93,8 +93,11 @@ def _tree_memory(process) -> tuple[int, int]:
     return pss, rss
 
 
-def run_measured(command: list[str], cwd: Path, interval: float = 0.05) -> Run:
-    """Run a command, sampling the memory of its whole process tree."""
+def run_measured(command: list[str], cwd: Path, interval: float | None = 0.05) -> Run:
+    """Run a command, sampling the memory of its whole process tree every interval seconds (None: not
+    sampled, peaks 0). Sampling takes CPU (a scan of /proc and each process's page tables): on 2 busy
+    cores, every 50 ms slowed a 5-second stage by a tenth or more, so the timed runs of a multi-core
+    stage go unsampled and its memory comes from a run of its own."""
     import psutil
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -112,11 +115,13 @@ def run_measured(command: list[str], cwd: Path, interval: float = 0.05) -> Run:
             done.wait(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if interval is not None:
+        sampler.start()
     output, _ = child.communicate()
     seconds = time.perf_counter() - started
     done.set()
-    sampler.join()
+    if interval is not None:
+        sampler.join()
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{output[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -150,11 +155,12 @@ print(json.dumps({"import_s": imported - started, "main_s": done - imported, "ga
 """
 
 
-def run_stage(project: Path, stage: str, gate: bool = False) -> Run:
+def run_stage(project: Path, stage: str, gate: bool = False, interval: float | None = 0.05) -> Run:
     """The stage's own main (stages/<stage>.py), with or without its gate, in a process of its own as DVC
-    would start it; Run.report holds import_s, work_s, gate_s (0 without a gate) and the gate's verdict."""
+    would start it; Run.report holds import_s, work_s, gate_s (0 without a gate) and the gate's verdict.
+    interval: how often memory is sampled (run_measured)."""
     command = [sys.executable, "-c", _CALL_STAGE, str(REPO / "stages" / f"{stage}.py"), "gate" if gate else "no-gate"]
-    run = run_measured(command, project)
+    run = run_measured(command, project, interval)
     run.report = json.loads(run.output.strip().splitlines()[-1])
     gate_times = [float(seconds) for seconds in re.findall(r"^gate \S+: .* in ([0-9.]+) s", run.output, re.M)]
     run.report["gate_s"] = sum(gate_times)

@@ -2,13 +2,15 @@
 and dedup, quality gates included, in bounded memory, on all cores.
 
 Usage: python benchmarks/bench_scale.py [--pairs 10000000] [--format jsonl|txt] [--near] [--no-gate]
-                                        [--workdir DIR]
+                                        [--interval SECONDS] [--workdir DIR]
 
 The corpus is generated once into the workdir (minutes, about 4 GB with its text files) and kept.
 Each stage runs in a process of its own, as DVC starts it: its script's own main, with its quality
 gate (ingest and clean have one; dedup has none), or without with --no-gate, to compare. The peak
 proportional set size of all of a stage's processes together (workers and the gate's included) is
-sampled every 50 ms; the peak of the run is the highest of its stages', which run one after another.
+sampled every half second (--interval): sampling takes CPU that the stages use on both cores, and at
+this size a stage holds its peak for seconds; the peak of the run is the highest of its stages', which
+run one after another.
 Targets for 10 million pairs on 2 cores: at most 2 GiB at any time, and the three stages with their
 gates in at most 240 s. The stages' own lines say what spilled to disk. Near duplicates are off
 unless --near (MinHash on 10 million rows takes the better part of an hour on 2 cores).
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--format", choices=["jsonl", "txt"], default="jsonl")
     parser.add_argument("--near", action="store_true", help="near-duplicate removal too")
     parser.add_argument("--no-gate", action="store_true", help="run the stages without their quality gates")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between memory samples")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "langfoundry-bench-scale")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
@@ -50,7 +53,7 @@ def main() -> None:
     project = make_project(workdir / "project", data, {"dedup.near.enabled": args.near}, source_format=args.format)
     runs = {}
     for stage in STAGES:
-        runs[stage] = run = run_stage(project, stage, gate=gated)
+        runs[stage] = run = run_stage(project, stage, gate=gated, interval=args.interval)
         report = run.report
         gate = f"; of it gate {report['gate_s']:.0f} s ({report['gate']})" if gated and stage != "dedup" else ""
         print(f"{stage}: {run.seconds:.0f} s{gate}, peak {mib(run.peak_rss)}", flush=True)
