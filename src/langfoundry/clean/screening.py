@@ -231,11 +231,11 @@ class HttpClassifier:
         return scores
 
     def _request(self, client: httpx.Client, texts: list[str], lang: str, headers: dict) -> list[float]:
+        import httpx  # already loaded by score(): a lookup in sys.modules
+
         body: dict = {"texts": texts, "lang": lang} if self.http.api == "json" else {"input": texts}
         if self.http.api == "openai" and self.http.model:
             body["model"] = self.http.model
-        import httpx
-
         where = f"clean.screening.http: {self.endpoint}"
         try:
             response = client.post(self.endpoint, json=body, headers=headers)
