@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # early imports this module
     from langfoundry.gates.early import EarlyGate
 
 QUALITY = "quality"  # reports/quality/<suite>/ and metrics/quality/<suite>.json
-GX_WORKERS = 4  # processes validating batches at once: each holds about 450 MB (a batch of BATCH_ROWS records)
+GX_WORKERS = 4  # processes validating batches at once: each holds a batch of BATCH_ROWS records and GX (300 MB)
 SOURCES_TABLE = "sources"
 # Reports name this run time so that reruns write byte-identical pages (see _settle_pages).
 RUN_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
