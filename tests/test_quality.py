@@ -264,6 +264,18 @@ def test_text_longer_than_clean_max_chars_fails_with_its_origin(root: Path) -> N
     assert failure.rows_failed == 1 and failure.examples[0].startswith("data/raw/kamus.csv:9: text='panjang panjang")
 
 
+def test_meta_that_is_not_json_fails_with_its_origin_and_real_meta_passes(root: Path) -> None:
+    rows = [entry(i) for i in range(8)]
+    rows[3] = dict(rows[3], meta=json.dumps({"pos": "verba"}))
+    rows[5] = dict(rows[5], meta='{"pos": "verba"')  # cut short
+    table = records_table(rows)
+    result = validate("clean", clean(root, table, table, rejects_table([])), PARAMETERS, root)
+    failure = failed(result, "expect_column_values_to_be_json_parseable(meta)")
+    assert failure.rows_failed == 1
+    assert failure.examples == [f"{rows[5]['origin']}: meta='{{\"pos\": \"verba\"'"]
+    assert [f.expectation for f in result.failures] == ["expect_column_values_to_be_json_parseable(meta)"]
+
+
 def test_invalid_chat_examples_fail_with_origin_and_reason(root: Path) -> None:
     examples = good_examples()
     broken = dict(examples["train"][0], messages=examples["train"][0]["messages"][:1])  # ends with the user
