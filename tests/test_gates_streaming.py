@@ -20,7 +20,7 @@ from langfoundry.core.records import records_table
 from langfoundry.core.streaming import worker_count
 from langfoundry.gates.examples import RecordLookup, flatten_examples
 from langfoundry.gates.gate import _batch_rows, _validating_workers, failure_table, validate
-from langfoundry.gates.rows import ParquetRows, SplitLeaks, TableRows, whole_key_batches
+from langfoundry.gates.rows import ParquetRows, SplitLeaks, TableRows, planned_cuts, whole_key_batches, whole_key_ranges
 from langfoundry.gates.tables import groups_in_several_splits, processed_tables
 
 TINY = 7  # rows per batch: 30 rows make five batches
@@ -38,11 +38,11 @@ def test_many_small_batches_give_the_whole_table_verdict_even_for_a_duplicate_ac
     rows.append(dict(in_order[TINY - 1]))  # the same line read twice: rows 7 and 8 of the sorted table
     tables = ingested(root, rows, [], {"kamus": 31})
     written = pq.read_table(root / "data/records.parquet").column("id").to_pylist()
-    assert written[TINY - 1] == written[TINY]  # the copy starts the second raw batch of 7 rows
+    assert written[TINY - 1] == written[TINY]  # the copy would start the second batch of 7 rows...
+    assert list(whole_key_ranges(tables.rows, TINY)) == [(0, 8), (8, 14), (14, 21), (21, 28), (28, 31)]
     batches = list(whole_key_batches(tables.rows, TINY))
-    assert sum(batch.num_rows for batch in batches) == 31 and len(batches) == 5
-    assert sum(batch.column("id").to_pylist().count(written[TINY]) for batch in batches[:1]) == 0  # held back...
-    assert batches[1].column("id").to_pylist().count(written[TINY]) == 2  # ...to join its copy
+    assert batches[0].column("id").to_pylist().count(written[TINY]) == 2  # ...so the first one ends after it
+    assert [row for batch in batches for row in batch.to_pylist()] == pq.read_table(root / "data/records.parquet").to_pylist()
 
     batched = validate("ingested", tables, PARAMETERS, root, batch_rows=TINY)
     pages = {page.relative_to(root).as_posix(): page.read_text(encoding="utf-8")
@@ -87,6 +87,37 @@ def test_examples_streamed_from_files_in_small_batches_match_the_examples_in_mem
     origin_of = dict(zip(split_table.column("id").to_pylist(), split_table.column("origin").to_pylist()))
     unique = next(f for f in streamed.failures if f.expectation == "expect_column_values_to_be_unique(id)")
     assert unique.rows_failed == 2 and origin_of[examples["test"][0]["record_id"]] in unique.examples[0]
+
+
+def test_batches_are_made_of_whole_row_groups_and_a_large_group_is_cut() -> None:
+    assert planned_cuts([4, 4, 4, 4, 3], 8) == [8, 16]  # two groups a batch: no group is decoded twice
+    assert planned_cuts([4, 4, 4], 5) == [8]  # a batch of whole groups may pass batch_rows
+    assert planned_cuts([30], 7) == [7, 14, 21, 28]  # a group larger than a batch is cut inside
+    assert planned_cuts([3, 20, 2], 8) == [8, 16] and planned_cuts([], 8) == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_batch_splits_a_key_wherever_groups_chunks_and_cuts_fall(tmp_path: Path, monkeypatch, seed: int) -> None:
+    """Random runs of one key (a row read twice, or more), nulls last, written in row groups of
+    random size and read back a random number of keys at a time: the batches hold every row once,
+    in order, and each key's rows in one batch."""
+    rng = random.Random(seed)
+    keys = [f"k{number:04d}" for number in range(rng.randrange(1, 60)) for _ in range(rng.choice([1, 1, 2, 3, 9]))]
+    keys += [None] * rng.choice([0, 0, 3])
+    table = pa.table({"id": pa.array(keys, pa.string()), "origin": [f"f.txt:{line:04d}" for line in range(len(keys))]})
+    path = tmp_path / "rows.parquet"
+    pq.write_table(table, path, row_group_size=rng.randrange(1, 20))
+    monkeypatch.setattr("langfoundry.gates.rows.READ_ROWS", rng.randrange(1, 15))
+    batch_rows = rng.randrange(1, 25)
+    for rows in (ParquetRows(path), TableRows(pa.Table.from_batches(table.to_batches(max_chunksize=rng.randrange(1, 9))))):
+        ranges = list(whole_key_ranges(rows, batch_rows))
+        assert [start for start, _ in ranges] == [0] + [stop for _, stop in ranges[:-1]] and ranges[-1][1] == len(keys)
+        assert all(start < stop for start, stop in ranges)
+        where = {}
+        for number, (start, stop) in enumerate(ranges):
+            for key in keys[start:stop]:
+                assert key is None or where.setdefault(key, number) == number, f"{key} in two batches: {ranges}"
+        assert pa.concat_tables(rows.read(start, stop) for start, stop in ranges).to_pylist() == table.to_pylist()
 
 
 def test_rows_out_of_order_stop_the_gate_instead_of_passing_unchecked(tmp_path: Path) -> None:

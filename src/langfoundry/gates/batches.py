@@ -26,7 +26,7 @@ import gc
 import hashlib
 import multiprocessing
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from langfoundry.core.errors import UserError
 from langfoundry.core.streaming import ordered_map
-from langfoundry.gates.rows import RowStream, whole_key_batches
+from langfoundry.gates.rows import RowStream, whole_key_ranges
 
 SHOWN_ROWS = 5
 # Expectations on rows that a batch decides only when it holds every row of a key (rows.py cuts so).
@@ -253,34 +253,25 @@ def _skip_gx_hashing() -> None:
     pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-def table_batches(rows: RowStream, batch_rows: int) -> Iterator[pa.Table]:
-    """The rows in batches that never split one key's rows; an empty table as one empty batch, so
-    that its row count and columns are still judged."""
-    empty = True
-    for batch in whole_key_batches(rows, batch_rows):
-        empty = False
-        # in one piece: a batch that starts with the last rows of the one before would otherwise carry
-        # (and send to a validating process) all of that one's buffers too
-        yield batch.combine_chunks()
-    if empty:
-        yield rows.schema.empty_table()
-
-
 _VALIDATION: tuple = ()  # what a validating process runs each batch with (set before it forks)
 
 
-def _start_validation(definition: Any, keys: tuple[str, ...], parameters: Mapping[str, Any], run_id: Any) -> None:
+def _start_validation(definition: Any, rows: RowStream, keys: tuple[str, ...], parameters: Mapping[str, Any],
+                      run_id: Any) -> None:
     global _VALIDATION
-    _VALIDATION = (definition, keys, parameters, run_id)
+    _VALIDATION = (definition, rows, keys, parameters, run_id)
     if multiprocessing.parent_process() is not None:
         # a forked validating process: what it inherited is never garbage here, so the collector
         # need not look at it (nor copy the pages it would touch); see _validate_batch
         gc.freeze()
 
 
-def _validate_batch(table: pa.Table) -> tuple[Any, int, str]:
-    """One batch through GX: (its suite result, its rows, its data's fingerprint)."""
-    definition, keys, parameters, run_id = _VALIDATION
+def _validate_batch(span: tuple[int, int]) -> tuple[Any, int, str]:
+    """One batch (rows start..stop of the stream), read here and run through GX: (its suite result,
+    its rows, its data's fingerprint)."""
+    definition, rows, keys, parameters, run_id = _VALIDATION
+    # in one piece: on a frame of several Arrow chunks, each of GX's row selections costs a copy
+    table = rows.read(*span).combine_chunks()
     frame = table.to_pandas()
     outcome = definition.run(
         batch_parameters={"dataframe": frame}, expectation_parameters=dict(parameters),
@@ -297,15 +288,17 @@ def _validate_batch(table: pa.Table) -> tuple[Any, int, str]:
     return outcome, table.num_rows, fingerprint
 
 
-def run_batches(context: Any, frames: Any, suite: Any, batches: Iterable[pa.Table], keys: tuple[str, ...],
+def run_batches(context: Any, frames: Any, suite: Any, rows: RowStream, batch_rows: int, keys: tuple[str, ...],
                 parameters: Mapping[str, Any], run_id: Any,
                 shown_rows: Callable[[list[dict[str, Any]]], None] | None = None, workers: int = 1) -> Any:
-    """Validate each batch with the suite (GX's pandas datasource, a whole-dataframe batch each time)
-    and add the results up; store the sum where Data Docs look for it. shown_rows may rewrite the
-    offending rows the sum shows (GX's partial_unexpected_index_list entries) before it is stored.
+    """Validate the rows batch by batch with the suite (GX's pandas datasource, a whole-dataframe
+    batch each time) and add the results up; store the sum where Data Docs look for it. shown_rows
+    may rewrite the offending rows the sum shows (GX's partial_unexpected_index_list entries) before
+    it is stored.
 
     With several workers, batches are validated in that many forked processes at once (GX is
-    single-threaded); their results come back in batch order, so the sum is the same."""
+    single-threaded), each reading its own batches; their results come back in batch order, so the
+    sum is the same."""
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier, ValidationResultIdentifier
 
@@ -313,9 +306,9 @@ def run_batches(context: Any, frames: Any, suite: Any, batches: Iterable[pa.Tabl
     batch = frames.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe("whole")
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
     results = BatchResults()
-    for outcome, rows, fingerprint in ordered_map(_validate_batch, batches, workers, _start_validation,
-                                                  (definition, keys, parameters, run_id)):
-        results.add(outcome, rows, fingerprint)
+    for outcome, count, fingerprint in ordered_map(_validate_batch, whole_key_ranges(rows, batch_rows), workers,
+                                                   _start_validation, (definition, rows, keys, parameters, run_id)):
+        results.add(outcome, count, fingerprint)
     outcome = results.finish()
     if shown_rows is not None:
         shown_rows([row for result in outcome.results for row in (result.result or {}).get(

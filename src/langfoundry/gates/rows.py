@@ -1,11 +1,13 @@
 """The rows a gate validates, read batch by batch so that a gate's memory does not grow with its table.
 
-A row stream yields Arrow tables of about `batch_rows` rows, cut so that all rows sharing the
-stream's key (its first sort column, `id`) land in the same batch. The stages write their tables
-sorted by (id, origin) (storage.write_parquet, streaming.SortedParquetWriter), so rows sharing an
-id are adjacent: holding back the last id's rows of one batch and putting them at the front of the
-next makes a per-batch uniqueness check on (id) or (id, origin) exact. The order is checked as the
-rows stream past; a table out of order stops the gate rather than letting it pass unchecked.
+A row stream is cut into batches of about `batch_rows` rows such that all rows sharing the stream's
+key (its first sort column, `id`) land in the same batch. The stages write their tables sorted by
+(id, origin) (storage.write_parquet, streaming.SortedParquetWriter), so rows sharing an id are
+adjacent: a batch that would end inside one id's rows ends after them instead, which makes a
+per-batch uniqueness check on (id) or (id, origin) exact. Only the key column is read to find the
+cuts; each batch is then read by the process that validates it (`read`), from whole row groups
+where the cuts allow, so no batch is read twice nor sent between processes. The order is checked
+as the keys stream past; a table out of order stops the gate rather than letting it pass unchecked.
 
 Columns computed across rows (`group_in_several_splits`) come from a streamed pre-pass that keeps
 64-bit hashes of the keys in numpy arrays (8 bytes per distinct key, not the keys themselves).
@@ -51,9 +53,15 @@ class TableRows:
         self.num_rows = self.table.num_rows
         self.where = "the rows table"
 
-    def raw_batches(self, batch_rows: int) -> Iterator[pa.Table]:
-        for start in range(0, self.table.num_rows, batch_rows):
-            yield self.table.slice(start, batch_rows)
+    def pieces(self, batch_rows: int) -> list[int]:
+        """Row counts of the parts a batch is best made of (here any size will do)."""
+        return [min(batch_rows, self.num_rows - start) for start in range(0, self.num_rows, batch_rows)]
+
+    def key_chunks(self, key: str) -> Iterator[pa.Array]:
+        yield from self.table.column(key).chunks
+
+    def read(self, start: int, stop: int) -> pa.Table:
+        return self.table.slice(start, stop - start)
 
 
 class ParquetRows:
@@ -73,13 +81,41 @@ class ParquetRows:
     def _derived(self, batch: pa.Table) -> pa.Table:
         return self.derive(batch) if self.derive is not None else batch
 
-    def raw_batches(self, batch_rows: int) -> Iterator[pa.Table]:
-        # one thread: the batches are validated in other processes, which keep the cores busy
-        for batch in open_parquet(self.path).iter_batches(batch_size=batch_rows, use_threads=False):
-            yield self._derived(pa.Table.from_batches([batch]))
+    def pieces(self, batch_rows: int) -> list[int]:
+        """The file's row groups: a batch of whole row groups decodes no row that another batch needs."""
+        metadata = open_parquet(self.path).metadata
+        return [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
+
+    def key_chunks(self, key: str) -> Iterator[pa.Array]:
+        for batch in open_parquet(self.path).iter_batches(batch_size=READ_ROWS, columns=[key], use_threads=False):
+            yield batch.column(0)
+
+    def read(self, start: int, stop: int) -> pa.Table:
+        """Rows start..stop (a batch), from the row groups that hold them, a slice at a time."""
+        source = open_parquet(self.path)
+        groups, first, position = [], 0, 0
+        for index in range(source.metadata.num_row_groups):
+            size = source.metadata.row_group(index).num_rows
+            if position < stop and position + size > start:
+                first = position if not groups else first
+                groups.append(index)
+            position += size
+        parts, position = [], first
+        # one thread: the batches are validated in several processes, which keep the cores busy
+        for batch in source.iter_batches(batch_size=min(max(stop - start, 1), READ_ROWS), row_groups=groups,
+                                         use_threads=False):
+            end = position + batch.num_rows
+            if end > start:
+                parts.append(batch.slice(max(start - position, 0), min(stop, end) - max(start, position)))
+            position = end
+            if position >= stop:
+                break
+        table = pa.Table.from_batches(parts, source.schema_arrow) if parts else source.schema_arrow.empty_table()
+        return self._derived(table)
 
 
 RowStream = TableRows | ParquetRows
+READ_ROWS = 131_072  # rows decoded at a time while a batch is read
 
 
 def _check_order(keys: pa.Array, previous: pa.Array, where: str, key: str, offset: int) -> None:
@@ -97,44 +133,81 @@ def _check_order(keys: pa.Array, previous: pa.Array, where: str, key: str, offse
                         f"uniqueness in the order the stages write, so rerun the stage that wrote it")
 
 
-def _trailing_key(batch: pa.Table, key: str) -> int:
-    """Where the rows of the batch's last key start (its end when that key is null)."""
-    keys = batch.column(key)
-    last = keys[len(keys) - 1] if len(keys) else None
-    if last is None or not last.is_valid:
-        return len(keys)
-    return len(keys) - pc.sum(pc.equal(keys, last)).as_py()
+def planned_cuts(pieces: Sequence[int], batch_rows: int) -> list[int]:
+    """Where batches of about batch_rows rows would end, made of whole pieces (row groups) where a
+    piece is no larger than batch_rows; a larger piece is cut every batch_rows rows."""
+    cuts, position, since = [], 0, 0
+    for size in pieces:
+        end = position + size
+        while position < end:
+            step = end - position if size <= batch_rows else min(end - position, batch_rows - since)
+            position, since = position + step, since + step
+            if since >= batch_rows:
+                cuts.append(position)
+                since = 0
+    return [cut for cut in cuts if cut < position]
+
+
+def _leading_run(keys: pa.Array, value: pa.Scalar) -> int:
+    """How many of the (sorted) keys at the front equal value."""
+    return pc.sum(pc.equal(keys, value)).as_py() or 0
+
+
+def whole_key_ranges(rows: RowStream, batch_rows: int) -> Iterator[tuple[int, int]]:
+    """The stream's rows as (start, stop) batches of about batch_rows rows, none splitting the rows of one key.
+
+    A batch that would end inside one key's rows ends after them (ids are unique after dedup, so a
+    batch grows by a few rows at most). Rows without a key are not kept together: they already fail
+    the not-null expectation on it. An empty stream is one empty batch, whose row count and columns
+    are still judged.
+    """
+    planned = planned_cuts(rows.pieces(batch_rows), batch_rows)
+    key = rows.sorted_by[0] if rows.sorted_by else None
+    start = 0
+    if key not in rows.schema.names:
+        for cut in planned:
+            yield start, cut
+            start = cut
+        yield start, rows.num_rows
+        return
+    waiting = iter(planned)
+    cut = next(waiting, None)
+    carried: pa.Scalar | None = None  # the key a batch must not end within, while its rows go on
+    previous = pa.array([], rows.schema.field(key).type)
+    offset = 0
+    for keys in rows.key_chunks(key):
+        _check_order(keys, previous, rows.where, key, offset)
+        size = len(keys)
+        at = 0  # where in this chunk the next decision is made
+        while True:
+            if carried is not None:
+                run = _leading_run(keys.slice(at), carried)
+                if at + run == size:
+                    break  # the key's rows go on into the next chunk
+                at += run
+                yield start, offset + at
+                start, carried = offset + at, None
+                while cut is not None and cut <= start:
+                    cut = next(waiting, None)
+            if cut is None or cut >= offset + size:
+                break
+            at = cut - offset
+            last = keys[at - 1] if at > 0 else previous[0]
+            if last.is_valid:
+                carried = last
+            else:
+                yield start, cut
+                start, cut = cut, next(waiting, None)
+        offset += size
+        previous = keys.slice(size - 1) if size else previous
+    if start < rows.num_rows or start == 0:
+        yield start, rows.num_rows
 
 
 def whole_key_batches(rows: RowStream, batch_rows: int) -> Iterator[pa.Table]:
-    """The stream's rows in batches of about batch_rows, none splitting the rows of one key.
-
-    Each batch waits for the next one: the rows of its last key move to the front of the next
-    batch, which may hold the rest of that key. A batch grows past batch_rows only by the rows of
-    one key (ids are unique after dedup). Rows without a key are not held back: they already fail
-    the not-null expectation on it.
-    """
-    key = rows.sorted_by[0] if rows.sorted_by else None
-    if key not in rows.schema.names:
-        yield from rows.raw_batches(batch_rows)
-        return
-    pending: pa.Table | None = None
-    previous = pa.array([], rows.schema.field(key).type)
-    offset = 0
-    for batch in rows.raw_batches(batch_rows):
-        keys = batch.column(key).combine_chunks()
-        _check_order(keys, previous, rows.where, key, offset)
-        offset += batch.num_rows
-        previous = keys.slice(len(keys) - 1) if len(keys) else previous
-        if pending is None:
-            pending = batch
-            continue
-        cut = _trailing_key(pending, key)
-        if cut:
-            yield pending.slice(0, cut)
-        pending = pa.concat_tables([pending.slice(cut), batch]) if cut < pending.num_rows else batch
-    if pending is not None and pending.num_rows:
-        yield pending
+    """The batches of whole_key_ranges, read."""
+    for start, stop in whole_key_ranges(rows, batch_rows):
+        yield rows.read(start, stop)
 
 
 # --- columns computed across rows ----------------------------------------------------------------
