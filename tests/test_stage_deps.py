@@ -165,3 +165,23 @@ def test_dropping_a_declared_folder_from_the_real_dvc_yaml_fails():
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])
+
+
+@pytest.mark.parametrize("with_project_dvcignore", [True, False])
+def test_bytecode_written_beside_a_dependency_does_not_make_its_stage_stale(tmp_path, monkeypatch,
+                                                                           with_project_dvcignore):
+    """Python writes __pycache__/*.pyc beside the modules it imports (unless PYTHONDONTWRITEBYTECODE):
+    with the project's .dvcignore, DVC does not count them, so a run does not leave its stages changed."""
+    (tmp_path / "src/pkg").mkdir(parents=True)
+    (tmp_path / "src/pkg/mod.py").write_text("VALUE = 1\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  use:\n    cmd: echo used > out.txt\n    deps: [src/pkg]\n"
+                                       "    outs: [out.txt]\n")
+    monkeypatch.chdir(tmp_path)  # DVC reads the stages of the working directory
+    repo = Repo.init(tmp_path, no_scm=True)
+    if with_project_dvcignore:
+        (tmp_path / ".dvcignore").write_text((ROOT / ".dvcignore").read_text())
+    repo.reproduce()
+    (tmp_path / "src/pkg/__pycache__").mkdir()
+    (tmp_path / "src/pkg/__pycache__/mod.cpython-311.pyc").write_bytes(b"\x00bytecode")
+    stale = Repo(tmp_path).status()
+    assert stale == ({} if with_project_dvcignore else {"use": [{"changed deps": {"src/pkg": "modified"}}]})
