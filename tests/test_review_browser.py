@@ -96,6 +96,8 @@ def keep(driver, tmp_path: Path, name: str) -> Path:
 
 def test_a_reviewer_picks_b_with_a_correction_in_chromium(server, browser, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     url, params, database = server
     browser.get(url + "/")
@@ -109,9 +111,15 @@ def test_a_reviewer_picks_b_with_a_correction_in_chromium(server, browser, tmp_p
     browser.find_element(By.ID, "choice-B").click()
     browser.find_element(By.ID, "correction").send_keys("arti: tembung sing bener")
     keep(browser, tmp_path, "review-page.png")
+    page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.ID, "submit").click()
+    # click() can return before the form's navigation starts (a busy machine): wait for the old page to go and
+    # the redirected one to show, instead of reading the page that was just submitted
+    wait = WebDriverWait(browser, 30)
+    wait.until(expected_conditions.staleness_of(page))
+    saved = wait.until(expected_conditions.presence_of_element_located((By.ID, "saved")))
 
-    assert browser.find_element(By.ID, "saved").text == "Judgment saved."
+    assert saved.text == "Judgment saved."
     assert browser.find_element(By.ID, "progress").text.startswith("1 of 3 judged")
     assert browser.find_element(By.CSS_SELECTOR, ".prompt .text").text != prompt  # the next pair
     keep(browser, tmp_path, "review-next.png")
