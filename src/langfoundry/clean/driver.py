@@ -31,7 +31,7 @@ from langfoundry.clean.pii import PII_TYPES, scrub_pii
 from langfoundry.core.config import CleanParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.normalize import MULTILINE_KINDS, map_meta_texts, normalize_text
-from langfoundry.core.records import RECORD_COLUMNS, REJECT_SCHEMA, make_reject, meta_json
+from langfoundry.core.records import REJECT_SCHEMA, meta_json, record_rejects
 from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count, written_together
 
 META_TEXT_KINDS = frozenset({"conversation", "instruction", "dictionary"})
@@ -136,12 +136,8 @@ def _counts(langs: list[str], failures: list[tuple[str, str] | None], pii_by_row
 def _reject_table(table: pa.Table, failures: list[tuple[str, str] | None]) -> pa.Table:
     """Reject records for the failed rows, each carrying the row as it came in."""
     rejected = [i for i, failure in enumerate(failures) if failure is not None]
-    original_rows = table.take(pa.array(rejected, type=pa.int64())).to_pylist()
-    return pa.Table.from_pylist([
-        make_reject(source=row["source"], origin=row["origin"], stage="clean", reason=failures[i][0],
-                    detail=failures[i][1], id=row["id"], lang=row["lang"], raw={name: row[name] for name in RECORD_COLUMNS})
-        for i, row in zip(rejected, original_rows)
-    ], schema=REJECT_SCHEMA)
+    return record_rejects(table.take(pa.array(rejected, type=pa.int64())), "clean",
+                          [failures[i][0] for i in rejected], [failures[i][1] for i in rejected])
 
 
 def clean_batch(batch: pa.Table | pa.RecordBatch, params: CleanParams, scripts: Mapping[str, str],

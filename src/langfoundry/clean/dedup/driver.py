@@ -36,7 +36,7 @@ from langfoundry.clean.dedup.decision import (
 )
 from langfoundry.clean.dedup.minhash import lsh_shape
 from langfoundry.core.config import DedupParams
-from langfoundry.core.records import RECORD_COLUMNS, REJECT_SCHEMA, make_reject
+from langfoundry.core.records import REJECT_SCHEMA, record_rejects
 from langfoundry.core.streaming import SortedParquetWriter, open_parquet, ordered_map, worker_count, written_together
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,7 @@ class DedupResult:
 
 
 def _rejects(rows: pa.Table, reasons: Sequence[int], kept_ids: Sequence[str]) -> pa.Table:
-    return pa.Table.from_pylist([
-        make_reject(source=row["source"], origin=row["origin"], stage="dedup", reason=REASONS[reason],
-                    detail=kept_id, id=row["id"], lang=row["lang"], raw={name: row[name] for name in RECORD_COLUMNS})
-        for row, reason, kept_id in zip(rows.to_pylist(), reasons, kept_ids)
-    ], schema=REJECT_SCHEMA)
+    return record_rejects(rows, "dedup", [REASONS[reason] for reason in reasons], kept_ids)
 
 
 def dedup_table(table: pa.Table, params: DedupParams) -> DedupResult:
