@@ -132,6 +132,31 @@ def test_great_expectations_imports_without_distributions_charts_sql_or_s3_which
                                    "False", "us-east-1", "False"]
 
 
+DATASOURCES_WHEN_READ = """
+import sys, tempfile
+from langfoundry.gates.gx_import import UNUSED_DATASOURCES, import_great_expectations
+import_great_expectations()
+import great_expectations as gx
+import great_expectations.datasource.fluent as fluent
+loaded = [name for name in UNUSED_DATASOURCES if name in sys.modules]
+frame = gx.get_context(mode="ephemeral").data_sources.add_pandas("tables")  # what the gates use
+from great_expectations.datasource.fluent import PandasFilesystemDatasource
+from great_expectations.datasource.fluent.sql_datasource import SQLDatasource
+context = gx.get_context(mode="ephemeral")
+files = context.data_sources.add_pandas_filesystem("files", base_directory=tempfile.mkdtemp())
+print(len(loaded), type(frame).__name__, PandasFilesystemDatasource.__module__.rsplit(".", 1)[1],
+      type(files) is PandasFilesystemDatasource, hasattr(files, "add_csv_asset"), fluent.SQLDatasource is SQLDatasource,
+      hasattr(fluent, "NoSuchDatasource"))
+"""
+
+
+def test_unused_datasources_import_when_first_read_and_then_work() -> None:
+    done = subprocess.run([sys.executable, "-c", DATASOURCES_WHEN_READ], capture_output=True, text=True, check=True)
+    # none of them loaded by the import; read afterwards, each is GX's real class, registered with the context
+    assert done.stdout.split() == ["0", "PandasDatasource", "pandas_filesystem_datasource", "True", "True", "True",
+                                   "False"]
+
+
 def test_a_process_that_imported_sqlalchemy_first_keeps_it_for_great_expectations() -> None:
     code = ("import sqlalchemy\nfrom langfoundry.gates.gate import import_great_expectations\n"
             "import_great_expectations()\nfrom great_expectations.compatibility import sqlalchemy as gx_sql\n"
