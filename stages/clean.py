@@ -38,4 +38,4 @@ def main(params: Params, paths: PathsParams | None = None, gate: bool = True) ->
 
 
 if __name__ == "__main__":
-    run_stage(main, __doc__, gated=True)
+    run_stage(main, __doc__, gated=True, pandas=False)

@@ -18,4 +18,4 @@ def main(params: Params, paths: PathsParams | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    run_stage(main, __doc__)
+    run_stage(main, __doc__, pandas=False)

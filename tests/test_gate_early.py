@@ -5,6 +5,7 @@ in the stage, one batch at a time."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import shutil
 import subprocess
@@ -155,6 +156,50 @@ def test_unused_datasources_import_when_first_read_and_then_work() -> None:
     # none of them loaded by the import; read afterwards, each is GX's real class, registered with the context
     assert done.stdout.split() == ["0", "PandasDatasource", "pandas_filesystem_datasource", "True", "True", "True",
                                    "False"]
+
+
+WITHOUT_PANDAS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from langfoundry.core.stage import spare_pandas
+spare_pandas()
+import pyarrow as pa
+from test_gate_early import planted_rows
+from test_quality import PARAMETERS, ingested
+from langfoundry.gates.early import early_gate
+tables = ingested(Path(sys.argv[1]), planted_rows(), [], {"kamus": 61})  # pa.array of lists, the stage's own work
+converted = pa.array([{"a": 1}]).type
+before = "pandas" in sys.modules
+with early_gate() as early:
+    result = early.validate("ingested", tables, PARAMETERS, sys.argv[1])
+print(json.dumps({"pandas_before_gate": before, "pandas_after": "pandas" in sys.modules, "type": str(converted),
+                  "failed": sorted(failure.expectation for failure in result.failures), "rows": result.rows}))
+"""
+
+
+def test_a_stage_that_spares_pandas_never_imports_it_and_its_gate_still_validates(root: Path) -> None:
+    """pyarrow would import pandas on the stage's first conversion of Python objects; spared, the stage's
+    process never does, and the gate's process imports it itself and gives the verdict the stage would."""
+    expected = validate("ingested", ingested(root, planted_rows(), [], {"kamus": 61}), PARAMETERS, root)
+    done = subprocess.run([sys.executable, "-c", WITHOUT_PANDAS, str(root), str(Path(__file__).parent)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["pandas_before_gate"] is False and seen["pandas_after"] is False
+    assert seen["type"] == "struct<a: int64>" and seen["rows"] == expected.rows == 61
+    assert seen["failed"] == sorted(failure.expectation for failure in expected.failures) and len(seen["failed"]) >= 3
+
+
+def test_pyarrow_takes_pandas_up_again_once_something_uses_it() -> None:
+    code = ("import sys\nfrom langfoundry.core.stage import spare_pandas\nspare_pandas()\nimport pyarrow as pa\n"
+            "pa.array(['x'])\nspared = 'pandas' not in sys.modules\n"
+            "frame = pa.table({'a': ['x', None]}).to_pandas()\nimport pandas as pd\n"
+            "print(spared, type(frame).__name__, pa.array(pd.Series(pd.Categorical(['u', 'v']))).type)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # a categorical Series is a pandas object to pyarrow again: a dictionary array, not a list of strings
+    spared, frame, categorical = done.stdout.strip().split(maxsplit=2)
+    assert (spared, frame) == ("True", "DataFrame") and categorical.startswith("dictionary<values=large_string")
 
 
 def test_a_process_that_imported_sqlalchemy_first_keeps_it_for_great_expectations() -> None:

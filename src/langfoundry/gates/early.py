@@ -63,10 +63,8 @@ class EarlyGate:
     stage's tables (once) and returns the result."""
 
     def __init__(self) -> None:
-        # The stage imports pandas anyway (pyarrow does on its first conversion from Python objects):
-        # imported before the fork, the gate's process shares it instead of importing it again.
-        import pandas  # noqa: F401
-
+        # pandas is not imported before the fork: the data stages never need it (core.stage.spare_pandas),
+        # so the gate's process imports it, with Great Expectations, while the stage works.
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._connection, theirs = context.Pipe()
