@@ -234,3 +234,31 @@ def test_data_docs_from_the_cached_views_are_gx_own_pages(root: Path, monkeypatc
         assert pages(root, "ingested") == cached
     finally:
         docs_views.template_cache.cache_clear()
+
+
+def test_expectations_built_once_per_run_give_the_same_verdict_and_pages(root: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    from great_expectations.expectations.expectation import Expectation
+
+    tables = ingested(root, planted_rows(), [], {"kamus": 61})
+    kept = validate("ingested", tables, PARAMETERS, root, batch_rows=20)
+    kept_pages = pages(root, "ingested")
+    monkeypatch.setattr(batches, "_configurations_kept", contextlib.nullcontext)
+    rebuilt = validate("ingested", tables, PARAMETERS, root, batch_rows=20)
+    assert kept_pages == pages(root, "ingested")
+    assert failure_table(kept) == failure_table(rebuilt) and len(kept.failures) >= 3
+    monkeypatch.undo()
+    # GX's own property and attribute setting are back after a run; inside one, an assignment builds anew
+    assert "__setattr__" not in Expectation.__dict__ and Expectation.__dict__["configuration"].fget.__module__ == \
+        Expectation.__module__
+    from great_expectations.expectations.core.expect_column_to_exist import ExpectColumnToExist
+
+    expectation = ExpectColumnToExist(column="text")
+    with batches._configurations_kept():
+        first = expectation.configuration
+        assert expectation.configuration is first
+        expectation.column = "lang"
+        assert expectation.configuration.kwargs["column"] == "lang"
+    assert expectation.configuration is not expectation.configuration  # built on every read again
