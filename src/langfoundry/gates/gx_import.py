@@ -1,7 +1,7 @@
 """Importing Great Expectations: seconds of CPU, most of a small gate's time, so only what a gate uses.
 
 A gate validates pandas frames and renders Data Docs. Of what `import great_expectations` pulls in,
-four serve neither:
+five serve neither:
 
 - scipy.stats (DEFERRED_IMPORTS): for expectations on distributions (KL divergence, KS tests),
   which a rows table validated batch by batch cannot run; imported when first used.
