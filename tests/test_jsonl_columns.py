@@ -37,6 +37,12 @@ LINES = {
     "missing_side": lambda n: json.dumps({"text": f"sega {n}"}).encode(),
     "invalid_utf8": lambda n: b'{"text": "se\xffga", "pivot_text": "nasi"}',
     "repeat_of_first": lambda n: json.dumps({"text": "sega 0", "pivot_text": "nasi 0"}).encode(),
+    # what json reads and orjson (the workers' first parser) does not read alike
+    "huge_number": lambda n: f'{{"text": "sega {n}", "pivot_text": "nasi", "count": {10**30 + n}}}'.encode(),
+    "nan_note": lambda n: f'{{"text": "sega {n}", "pivot_text": "nasi", "score": NaN}}'.encode(),
+    "lone_surrogate": lambda n: f'{{"text": "se\\ud800ga {n}", "pivot_text": "nasi"}}'.encode(),
+    "deep_note": lambda n: f'{{"text": "sega {n}", "pivot_text": "nasi", "note": {"[" * 1100}{"]" * 1100}}}'.encode(),
+    "escapes": lambda n: json.dumps({"text": f'sé"ga\\ {n}\u2028', "pivot_text": "na\tsi\u0000"}).encode(),
 }
 
 
@@ -87,10 +93,11 @@ def test_every_kind_of_line_gives_the_same_bytes_in_parallel(small_blocks, monke
     assert one_process == parallel
     metrics = json.loads(parallel["ingest.json"])
     rejected = {key.rsplit(".", 1)[1]: count for key, count in metrics.items() if ".rejected_by_reason." in key}
-    assert rejected == {"duplicate_key": 6, "invalid_json": 6, "invalid_utf8": 6, "missing_field": 12,  # empty, absent
-                        "not_an_object": 6}
-    assert metrics["sources.src.kept"] == 6 * 6  # pair, pair_with_note, non_ascii, colon, number_side, repeat
-    assert "ignored: note" in parallel["log"]
+    assert rejected == {"duplicate_key": 6, "invalid_json": 6 * 2, "invalid_utf8": 6, "missing_field": 12,  # empty, absent
+                        "not_an_object": 6, "invalid_unicode": 6}  # invalid_json: broken, too deep
+    # pair, pair_with_note, non_ascii, colon, number_side, repeat, huge_number, nan_note, escapes
+    assert metrics["sources.src.kept"] == 6 * 9
+    assert "ignored: count, note, score" in parallel["log"]
 
 
 @given(kinds=st.lists(st.sampled_from(sorted(LINES)), min_size=1, max_size=60))
@@ -112,3 +119,26 @@ def test_a_small_file_or_one_core_is_read_in_one_process(repo, monkeypatch):
     assert not jsonl_columns.in_parallel(file, columns)
     monkeypatch.setattr(jsonl_columns, "worker_count", lambda: 2)
     assert jsonl_columns.in_parallel(file, columns) and not jsonl_columns.in_parallel(file, None)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8)
+
+
+@given(pairs=st.lists(st.tuples(st.sampled_from(["text", "pivot_text", "note", "a:b"]), json_values), max_size=5),
+       spaces=st.sampled_from(["", " ", "\t"]))
+@settings(max_examples=300, deadline=None)
+def test_the_workers_fast_parse_agrees_with_jsonl_item(pairs, spaces):
+    """Where plain_object reads a line (orjson), it has the keys jsonl_item's row has, and the same
+    value for every key whose value is text: the only values a worker takes from it."""
+    line = spaces + "{" + ", ".join(f"{json.dumps(key)}:{spaces}{json.dumps(value)}" for key, value in pairs) + "}"
+    fast = jsonl_columns.plain_object(line)
+    if fast is None:
+        return
+    row = jsonl_columns.jsonl_item(7, line, "pairs.jsonl")
+    assert isinstance(row, jsonl_columns.Row)  # neither a reject nor a repeated key
+    assert list(fast) == list(row.fields)
+    assert all(fast[key] == value for key, value in row.fields.items() if type(value) is str)
+    assert all(type(fast[key]) is not str for key, value in row.fields.items() if type(value) is not str)

@@ -15,7 +15,8 @@ from typing import NamedTuple
 from langfoundry.core.errors import UserError
 from langfoundry.data.readers.detect import choose_codec, marked_codec, reader_codec
 
-__all__ = ["Line", "choose_codec", "marked_codec", "reader_codec", "iter_lines", "iter_line_blocks", "read_text",
+__all__ = ["Line", "choose_codec", "marked_codec", "reader_codec", "iter_lines", "iter_line_blocks", "iter_joined_blocks",
+           "read_text",
            "is_empty", "invalid_reason", "MAX_LINE_CHARS", "RAW_PREFIX_CHARS"]
 
 # A lone surrogate never comes out of a successful decode (UTF-8 and UTF-16 codecs reject them),
@@ -66,7 +67,9 @@ def iter_lines(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Itera
             yield line if isinstance(line, Line) else Line(number, line, line)
 
 
-READ_BLOCK_CHARS = 1 << 20  # characters decoded per read: lines are split in C, a block at a time
+# Characters decoded per read: lines are split in C, a block at a time. Half the longest line, so
+# that a block with its tail from the last read is rarely longer than a line may be (_plain_lines).
+READ_BLOCK_CHARS = MAX_LINE_CHARS // 2
 
 
 def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[list[str | Line]]:
@@ -75,13 +78,31 @@ def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) ->
 
     An over-long line is read past a block at a time, never held whole.
     """
+    for _, block in _counted_blocks(path, codec, max_chars, joined=False):
+        yield block  # type: ignore[misc]
+
+
+def iter_joined_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) -> Iterator[tuple[int, list[str | Line] | str]]:
+    """iter_line_blocks' blocks with their number of lines, and a block of good lines only as one
+    str, its lines joined by "\n" (its .split("\n") is the list): one string is far cheaper than
+    thousands to send to another process."""
+    return _counted_blocks(path, codec, max_chars, joined=True)
+
+
+def _counted_blocks(path: Path, codec: str, max_chars: int, joined: bool) -> Iterator[tuple[int, list[str | Line] | str]]:
     with path.open("rb") as binary:
         # newline=None: universal newlines, so "\r\n" and a lone "\r" both end a line, while U+2028
         # and other characters str.splitlines would break on stay inside the line.
         stream = io.TextIOWrapper(binary, encoding=codec, errors=_ERROR_HANDLER, newline=None)
         number, tail = 0, ""
         while chunk := stream.read(READ_BLOCK_CHARS):
-            text = tail + chunk
+            text, first = tail + chunk, number
+            if joined and (lines := _plain_lines(text, number, max_chars)):
+                number += lines
+                cut = text.rindex("\n")
+                tail = text[cut + 1:]
+                yield lines, text[:cut]
+                continue
             pieces = text.split("\n")
             tail = pieces.pop()
             block: list[str | Line]
@@ -113,9 +134,18 @@ def iter_line_blocks(path: Path, codec: str, max_chars: int = MAX_LINE_CHARS) ->
                     number += 1
                     block.append(_checked(number, piece, len(piece), codec, max_chars))
             if block:
-                yield block
+                yield number - first, block
         if tail:
-            yield [_checked(number + 1, tail, len(tail), codec, max_chars)]
+            yield 1, [_checked(number + 1, tail, len(tail), codec, max_chars)]
+
+
+def _plain_lines(text: str, number: int, max_chars: int) -> int:
+    """How many whole lines the text holds when _checked would return each unchanged (0 when it has
+    none, or one might not be: then the caller splits and checks). A text no longer than max_chars
+    has no line longer than that; the checks are scans in C."""
+    if len(text) > max_chars or _INVALID_MARK in text or (number == 0 and text.startswith("\ufeff")):
+        return 0
+    return text.count("\n")
 
 
 def _all_plain(text: str, pieces: list[str], number: int, max_chars: int) -> bool:

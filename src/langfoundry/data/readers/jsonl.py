@@ -11,7 +11,7 @@ from typing import Any
 
 from langfoundry.core.config import Source
 from langfoundry.data.readers.detect import reader_codec
-from langfoundry.data.readers.encoding import Line, iter_line_blocks
+from langfoundry.data.readers.encoding import Line, iter_joined_blocks, iter_line_blocks
 from langfoundry.data.readers.rows import BadRow, Header, Item, Row
 
 
@@ -98,13 +98,16 @@ def jsonl_item(number: int, line: str | Line, name: str) -> Row | BadRow | None:
     return Row(origin, record)
 
 
-def numbered_blocks(path: Path, name: str, source: Source) -> Iterator[tuple[int, list[str | Line]]]:
-    """The file's lines a block at a time, each block with the number of its first line."""
+def numbered_blocks(path: Path, name: str, source: Source,
+                    joined: bool = False) -> Iterator[tuple[int, list[str | Line] | str]]:
+    """The file's lines a block at a time, each block with the number of its first line (joined:
+    a block of good lines may come as one str, see iter_joined_blocks)."""
     codec = reader_codec(path, name, source.encoding, source.lang)
+    blocks = iter_joined_blocks(path, codec) if joined else ((len(block), block) for block in iter_line_blocks(path, codec))
     number = 0
-    for block in iter_line_blocks(path, codec):
+    for count, block in blocks:
         yield number + 1, block
-        number += len(block)
+        number += count
 
 
 def read_jsonl(path: Path, name: str, source: Source) -> Iterator[Item]:
