@@ -23,7 +23,7 @@ def main(params: Params, paths: PathsParams | None = None, gate: bool = True) ->
         raise UserError(f"{paths.ingested}: not found; run the ingest stage first (dvc repro ingest)")
     require_record_columns(pq.read_schema(paths.ingested), str(paths.ingested), "the ingest stage (dvc repro ingest)")
     blocklists = load_blocklists(paths.screening, scripts, params.clean.zero_width)
-    with early_gate(gate) as early:  # Great Expectations imports in a process of its own while clean works
+    with early_gate(gate, paths.expectations) as early:  # Great Expectations imports in a process of its own while clean works
         # Streamed in batches over all cores rather than read whole: the ingested table can be large.
         outcome = clean_files(paths.ingested, paths.clean, paths.clean_rejects, params.clean, scripts,
                               where=str(paths.ingested), blocklists=blocklists)

@@ -47,7 +47,7 @@ def skip_gate(name: str, paths: PathsParams, reason: str) -> None:
 def main(params: Params, paths: PathsParams | None = None, gate: bool = True) -> dict:
     paths = paths or params.paths
     synthesize = params.synthesize
-    with early_gate(gate) as early:  # Great Expectations imports in a process of its own while format works
+    with early_gate(gate, paths.expectations) as early:  # Great Expectations imports in a process of its own while format works
         table = read_records(paths.split, made_by="split")
         result = format_dataset(table, params.format, params.seed, where=str(paths.split),
                                 categories=categories(params, paths), require_review=synthesize.require_review,

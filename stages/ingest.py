@@ -12,7 +12,7 @@ from langfoundry.gates.streamed import ingested_gate_tables
 def main(params: Params, paths: PathsParams | None = None, gate: bool = True) -> dict:
     paths = paths or params.paths
     inventory = load_inventory(paths.inventory)
-    with early_gate(gate) as early:  # Great Expectations imports in a process of its own while ingest reads
+    with early_gate(gate, paths.expectations) as early:  # Great Expectations imports in a process of its own while ingest reads
         metrics = ingest_to_files(load_sources(paths.sources).sources, params.ingest, inventory,  # bounded memory
                                   records_path=paths.ingested, rejects_path=paths.ingest_rejects,
                                   metrics_path=paths.metric("ingest"))

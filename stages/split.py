@@ -14,7 +14,7 @@ from langfoundry.gates.tables import rows_per_source
 
 def main(params: Params, paths: PathsParams | None = None, gate: bool = True) -> dict:
     paths = paths or params.paths
-    with early_gate(gate) as early:  # Great Expectations imports in a process of its own while split works
+    with early_gate(gate, paths.expectations) as early:  # Great Expectations imports in a process of its own while split works
         records = read_records(paths.dedup, made_by="dedup")
         table = assign_splits(records, params.split)
         write_parquet(table, paths.split, sort_by=("id", "origin"))

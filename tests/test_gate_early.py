@@ -20,7 +20,7 @@ from langfoundry.core.errors import UserError
 from langfoundry.gates import batches
 from langfoundry.gates import gate as gate_module
 from langfoundry.gates.batches import batch_fingerprint
-from langfoundry.gates.early import EarlyGate, early_gate
+from langfoundry.gates.early import EarlyGate, early_gate, suite_types
 from langfoundry.gates.gate import failure_table, validate
 
 
@@ -156,6 +156,52 @@ def test_unused_datasources_import_when_first_read_and_then_work() -> None:
     # none of them loaded by the import; read afterwards, each is GX's real class, registered with the context
     assert done.stdout.split() == ["0", "PandasDatasource", "pandas_filesystem_datasource", "True", "True", "True",
                                    "False"]
+
+
+EXPECTATIONS_WHEN_USED = """
+import sys
+import pandas as pd
+from langfoundry.gates.gx_import import import_expectations, import_great_expectations
+import_great_expectations()
+import great_expectations as gx
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+from great_expectations.expectations.registry import get_expectation_impl
+prefix = "great_expectations.expectations.core.expect_"
+loaded = sorted(name for name in sys.modules if name.startswith(prefix))
+mean = ExpectationConfiguration(type="expect_column_mean_to_be_between", kwargs={"column": "n", "min_value": 5}).to_domain_obj()
+batch = (gx.get_context(mode="ephemeral").data_sources.add_pandas("t").add_dataframe_asset("a")
+         .add_batch_definition_whole_dataframe("b").get_batch(batch_parameters={"dataframe": pd.DataFrame({"n": [1, 2, 9]})}))
+verdicts = [batch.validate(mean).success, batch.validate(gx.expectations.ExpectColumnValuesToNotBeNull(column="n")).success]
+import_expectations(["expect_column_min_to_be_between", "not_a_type"])
+try:
+    get_expectation_impl("expect_nothing_at_all")
+    unknown = "found"
+except Exception as err:
+    unknown = type(err).__name__
+maximum = gx.expectations.ExpectColumnMaxToBeBetween
+print(len(loaded), *verdicts, type(mean).__module__.rsplit(".", 1)[1], maximum.__module__.rsplit(".", 1)[1],
+      prefix + "column_min_to_be_between" in sys.modules, prefix + "column_median_to_be_between" in sys.modules,
+      hasattr(gx.expectations, "ExpectNoSuchThing"), unknown)
+"""
+
+
+def test_expectation_types_import_when_a_suite_or_a_name_needs_them() -> None:
+    done = subprocess.run([sys.executable, "-c", EXPECTATIONS_WHEN_USED], capture_output=True, text=True, check=True)
+    # none loaded by the import; a type looked up is GX's real one and validates; import_expectations loads only
+    # what it names; an unknown type is still GX's own error
+    assert done.stdout.split() == ["0", "False", "True", "expect_column_mean_to_be_between",
+                                   "expect_column_max_to_be_between", "True", "False", "False", "ExpectationNotFoundError"]
+
+
+def test_the_early_gate_knows_the_types_its_suites_use(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"name": "a", "expectations": [
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}, "not an expectation", {"kwargs": {}}]}))
+    (tmp_path / "b.json").write_text('{"name": "b", "expectations": [{"type": "expect_table_row_count_to_be_between"')
+    (tmp_path / "c.json").write_text(json.dumps([1, 2]))
+    assert suite_types(tmp_path) == {"expect_column_values_to_be_unique"}  # b (broken) and c are the gate's to report
+    shipped = suite_types(Path(__file__).parents[1] / "expectations")
+    assert {"expect_column_values_to_not_be_null", "expect_compound_columns_to_be_unique"} <= shipped
+    assert suite_types(tmp_path / "missing") == set() == suite_types(None)
 
 
 WITHOUT_PANDAS = """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import multiprocessing
 import time
 import traceback
@@ -25,11 +26,27 @@ from typing import Any
 
 from langfoundry.core.config import PathsParams
 from langfoundry.gates.gate import GateResult, import_great_expectations, validate
+from langfoundry.gates.gx_import import import_expectations
 from langfoundry.gates.tables import GateTables
 
 
-def _serve(connection: Any) -> None:
-    """The gate process: import Great Expectations, then validate the one request that comes."""
+def suite_types(folder: Path | None) -> set[str]:
+    """The expectation types the suites in folder use (a suite that cannot be read adds none: the
+    gate itself says what is wrong with it)."""
+    types: set[str] = set()
+    for path in sorted(folder.glob("*.json")) if folder is not None and folder.is_dir() else ():
+        try:
+            suite = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        expectations = suite.get("expectations") if isinstance(suite, dict) else None
+        types.update(item["type"] for item in expectations or () if isinstance(item, dict) and isinstance(item.get("type"), str))
+    return types
+
+
+def _serve(connection: Any, suites: Path | None) -> None:
+    """The gate process: import Great Expectations and the suites' expectation types, then validate
+    the one request that comes."""
     # The import makes hundreds of thousands of objects that live as long as the process, and next
     # to no garbage: without the collector during it and with its objects frozen afterwards (left
     # out of every later collection), the import and the validation each save a tenth of a second
@@ -37,6 +54,7 @@ def _serve(connection: Any) -> None:
     gc.disable()
     try:
         import_great_expectations()
+        import_expectations(suite_types(suites))
     finally:
         gc.enable()
     gc.freeze()
@@ -59,17 +77,18 @@ def _serve(connection: Any) -> None:
 
 
 class EarlyGate:
-    """A process importing Great Expectations from the moment it is made; `validate` hands it a
-    stage's tables (once) and returns the result."""
+    """A process importing Great Expectations (and the expectation types of the suites in the
+    suites folder) from the moment it is made; `validate` hands it a stage's tables (once) and
+    returns the result."""
 
-    def __init__(self) -> None:
+    def __init__(self, suites: Path | None = None) -> None:
         # pandas is not imported before the fork: the data stages never need it (core.stage.spare_pandas),
         # so the gate's process imports it, with Great Expectations, while the stage works.
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._connection, theirs = context.Pipe()
         # not a daemon: it may start processes of its own to validate batches in parallel
-        self._process = context.Process(target=_serve, args=(theirs,), name="quality-gate")
+        self._process = context.Process(target=_serve, args=(theirs, suites), name="quality-gate")
         self._process.start()
         theirs.close()
         self._asked = False
@@ -106,9 +125,10 @@ class EarlyGate:
 
 
 @contextlib.contextmanager
-def early_gate(enabled: bool = True) -> Iterator[EarlyGate | None]:
-    """An EarlyGate for a stage's gate (None when the gate is off), closed when the stage ends."""
-    gate = EarlyGate() if enabled else None
+def early_gate(enabled: bool = True, suites: Path | None = None) -> Iterator[EarlyGate | None]:
+    """An EarlyGate for a stage's gate (None when the gate is off), closed when the stage ends;
+    suites: the folder of expectation suites (params.yaml's paths.expectations)."""
+    gate = EarlyGate(suites) if enabled else None
     try:
         yield gate
     finally:
