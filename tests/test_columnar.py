@@ -166,6 +166,25 @@ def test_lines_in_blocks_equal_lines_one_by_one(tmp_path: Path, monkeypatch: pyt
         reference_lines(path, "utf-8", max_chars)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=60).map(lambda data: data.replace(b"\x00", b"a")), st.integers(1, 12), st.integers(1, 6))
+def test_joined_blocks_hold_the_lines_of_line_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes,
+                                                     max_chars: int, block: int) -> None:
+    """A block that comes joined (one str) splits into the very lines iter_line_blocks gives, and the
+    counts number them as it does; undecodable, over-long and BOM lines come as iter_line_blocks'."""
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + data if data[:1] == b"x" else data.replace(b"y", b"\r").replace(b"z", b"\r\n"))
+    monkeypatch.setattr(encoding, "READ_BLOCK_CHARS", block)
+    joined, counted = [], 0
+    for count, lines in encoding.iter_joined_blocks(path, "utf-8", max_chars):
+        lines = lines.split("\n") if isinstance(lines, str) else lines
+        assert count == len(lines)
+        joined += lines
+        counted += count
+    one_by_one = [line for lines in encoding.iter_line_blocks(path, "utf-8", max_chars) for line in lines]
+    assert joined == one_by_one and counted == len(one_by_one)
+
+
 @pytest.mark.parametrize("block", [3, 17, 1 << 20])
 def test_aligned_rows_do_not_depend_on_block_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
     from langfoundry.core.config import Source

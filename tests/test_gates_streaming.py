@@ -16,8 +16,8 @@ import pytest
 from test_quality import PARAMETERS, REPO, entry, good_examples, good_split_table, ingested, processed, suite_size
 
 from langfoundry.core.errors import UserError
+from langfoundry.core.pool import worker_count
 from langfoundry.core.records import records_table
-from langfoundry.core.streaming import worker_count
 from langfoundry.gates.examples import RecordLookup, flatten_examples
 from langfoundry.gates.gate import _batch_rows, _validating_workers, failure_table, validate
 from langfoundry.gates.rows import ParquetRows, SplitLeaks, TableRows, planned_cuts, whole_key_batches, whole_key_ranges

@@ -14,10 +14,12 @@ import pytest
 from langfoundry.clean.dedup import dedup_parquet, dedup_table
 from langfoundry.clean.dedup import driver as dedup_driver
 from langfoundry.clean.driver import clean_batches, clean_parquet
+from langfoundry.core import streaming
 from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
+from langfoundry.core.pool import ordered_map
 from langfoundry.core.records import make_record, records_table
 from langfoundry.core.storage import ROW_GROUP_ROWS, write_parquet
-from langfoundry.core.streaming import SortedParquetWriter, ordered_map, written_together
+from langfoundry.core.streaming import SortedParquetWriter, written_together
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"jv": "Latn", "id": "Latn", "ml": "Mlym"}
@@ -54,10 +56,75 @@ def test_rows_that_stop_arriving_in_order_are_merged_from_both_kinds_of_run(tmp_
     shuffled = keyed_table(12_000, seed=5, ties=False)
     table = pa.concat_tables([shuffled.slice(0, 6_000).sort_by([("id", "ascending")]), shuffled.slice(6_000)])
     write_parquet(table, tmp_path / "whole.parquet", sort_by=("id", "origin"))
-    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=40_000) as writer:
+    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=40_000,
+                             buckets=False) as writer:  # runs, as for keys that do not spread
         for batch in table.to_batches(max_chunksize=1_000):
             writer.write(batch)
     assert {run.suffix for run in writer.spilled_runs} == {".parquet", ".arrow"}
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]
+
+
+def spilled_kinds(writer: SortedParquetWriter) -> set[str]:
+    return {"bucket" if run.name.count(".") == 2 else "run" for run in writer.spilled_runs}
+
+
+@pytest.mark.parametrize("ids", ["hex", "words", "one_prefix", "empty_and_short"])
+def test_keys_that_spread_spill_by_prefix_and_the_rest_in_runs_both_as_write_parquet_writes(tmp_path: Path,
+                                                                                          ids: str) -> None:
+    chooser = random.Random(ids)
+    make = {"hex": lambda: f"{chooser.getrandbits(64):016x}",
+            "words": lambda: chooser.choice(["ꦱꦼꦒ", "sega", "Sega", "ségà", "a", "ab", "b", "zz", "\U0001f600x"])
+            + str(chooser.random()),
+            "one_prefix": lambda: "src-" + str(chooser.random()),  # every row one prefix: not spread
+            "empty_and_short": lambda: chooser.choice(["", "a", "a0", "a\x00", None, "b", "ba", "c", "d", "e", "f", "g", "h",
+                                                       "i", "j", "k", "l", "m", "n"])}[ids]
+    table = pa.table({"id": pa.array([make() for _ in range(6000)], pa.string()),
+                      "origin": pa.array([chooser.choice(["f:1", "f:2", None]) for _ in range(6000)], pa.string()),
+                      "row": pa.array(range(6000), pa.int64())})
+    write_parquet(table, tmp_path / "whole.parquet", sort_by=("id", "origin"))
+    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=20_000) as writer:
+        for batch in table.to_batches(max_chunksize=250):
+            writer.write(batch)
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert spilled_kinds(writer) == ({"run"} if ids == "one_prefix" else {"bucket"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]  # files removed
+
+
+def test_rows_written_in_order_then_out_of_order_go_to_the_buckets_first(tmp_path: Path) -> None:
+    """The in-order rows already in the output come before every later row with an equal key."""
+    table = keyed_table(9000, seed=8, ties=False)
+    ids = table.column("id").to_pylist()
+    table = table.set_column(0, "id", pa.array([ids[index % 3000] for index in range(9000)], pa.string()))
+    ordered = pa.concat_tables([table.slice(0, 3000).sort_by([("id", "ascending")]), table.slice(3000)])
+    write_parquet(ordered, tmp_path / "whole.parquet", sort_by=("id", "origin"))
+    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=30_000) as writer:
+        for batch in ordered.to_batches(max_chunksize=500):
+            writer.write(batch)
+    assert spilled_kinds(writer) == {"bucket"}
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+def test_a_bucket_larger_than_memory_is_sorted_in_runs_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys that spread at the first spill and then crowd one prefix: that bucket outgrows the budget."""
+    own_writers: list[SortedParquetWriter] = []
+
+    class Watched(SortedParquetWriter):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            own_writers.append(self)
+
+    monkeypatch.setattr(streaming, "SortedParquetWriter", Watched)
+    spread = keyed_table(2000, seed=4, ties=False)
+    crowded = pa.table({"id": pa.array([f"77{index * 7919 % 10007:08d}" for index in range(8000)], pa.string()),
+                        "origin": pa.array(["f:1"] * 8000, pa.string()), "row": pa.array(range(2000, 10_000), pa.int64())})
+    table = pa.concat_tables([spread, crowded])
+    write_parquet(table, tmp_path / "whole.parquet", sort_by=("id", "origin"))
+    with SortedParquetWriter(tmp_path / "streamed.parquet", table.schema, ("id", "origin"), memory_bytes=40_000) as writer:
+        for batch in table.to_batches(max_chunksize=400):
+            writer.write(batch)
+    assert spilled_kinds(writer) == {"bucket"}
+    assert len(own_writers) == 1 and own_writers[0].spilled_runs, "the crowded bucket was sorted in runs"
     assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]
 
@@ -84,6 +151,9 @@ def test_a_failed_write_leaves_no_partial_output(tmp_path: Path) -> None:
 class MergeFails(SortedParquetWriter):
     def _merge(self, sources) -> None:  # stands in for a kill while the records merge their spilled runs
         raise MemoryError("killed while merging")
+
+    def _sort_buckets(self) -> None:  # or sort their spilled buckets
+        raise MemoryError("killed while sorting")
 
 
 def write_both(records: SortedParquetWriter, rejects: SortedParquetWriter, table: pa.Table) -> None:

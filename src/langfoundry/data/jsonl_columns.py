@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 
 from langfoundry.core.config import Source
-from langfoundry.core.streaming import ordered_map, worker_count
+from langfoundry.core.pool import ordered_map, worker_count
 from langfoundry.data.mapping import ParallelColumns, SourceMapper
 from langfoundry.data.readers import SourceFile
 from langfoundry.data.readers.encoding import Line

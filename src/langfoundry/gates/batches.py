@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from langfoundry.core.errors import UserError
-from langfoundry.core.streaming import ordered_map
+from langfoundry.core.pool import ordered_map
 from langfoundry.gates.rows import RowStream, whole_key_ranges
 
 SHOWN_ROWS = 5

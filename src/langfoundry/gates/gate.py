@@ -49,9 +49,9 @@ import pyarrow as pa
 from langfoundry.core.config import Params, PathsParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language
+from langfoundry.core.pool import worker_count
 from langfoundry.core.records import KINDS
 from langfoundry.core.storage import write_metrics
-from langfoundry.core.streaming import worker_count
 from langfoundry.gates.batches import SHOWN_ROWS, check_batchable, run_batches
 from langfoundry.gates.gx_import import import_great_expectations
 from langfoundry.gates.rows import BATCH_ROWS, RowStream, TableRows

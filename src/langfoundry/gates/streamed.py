@@ -25,7 +25,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from langfoundry.core.config import QualityParams
-from langfoundry.core.streaming import open_parquet, ordered_map, worker_count
+from langfoundry.core.pool import ordered_map, worker_count
+from langfoundry.core.streaming import open_parquet
 from langfoundry.gates.examples import RecordLookup, flatten_examples
 from langfoundry.gates.rows import BATCH_ROWS, ParquetRows, split_leaks
 from langfoundry.gates.tables import (
