@@ -243,6 +243,9 @@ def test_dedup_parquet_equals_dedup_table(tmp_path: Path, monkeypatch: pytest.Mo
     params = DedupParams(near=NearDedupParams(enabled=near))
     table = records_table(corpus(2000))
     write_parquet(table, tmp_path / "in.parquet", sort_by=("id", "origin"))
+    if not held:  # row groups of 300 rows, each read by the worker it is given to
+        pq.write_table(pq.read_table(tmp_path / "in.parquet"), tmp_path / "in.parquet", row_group_size=300)
+        assert pq.ParquetFile(tmp_path / "in.parquet").num_row_groups == -(-table.num_rows // 300)
     result = dedup_table(table, params)
     assert result.rejects.num_rows > 0
     write_parquet(result.kept, tmp_path / "kept.parquet", sort_by=("id", "origin"))
