@@ -241,3 +241,34 @@ def test_a_legacy_file_a_package_ships_reads_as_its_utf8_twin(tmp_path, caplog, 
     assert not [item for item in items if isinstance(item, BadRow)]
     assert [item.fields["text"] for item in items if isinstance(item, Row)] == twin.read_text("utf-8").splitlines()
     assert any(f"read as {codec} (detected" in record.getMessage() for record in caplog.records)
+
+
+def _scan_reference(data: bytes) -> tuple[int | None, int, int]:
+    """What the UTF-8 scan must find, from one decode of the whole file: (offset of the first byte that is
+    not UTF-8, characters over U+007F that decoded, undecodable sequences)."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    first = len(text[:text.index("\ufffd")].encode("utf-8")) if bad else None
+    return first, sum(1 for char in text if char > "\x7f") - bad, bad
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_utf8_scan_counts_as_one_decode_of_the_whole_file_does(tmp_path, monkeypatch, seed):
+    """Blocks cut inside characters, valid blocks between broken ones, a file that ends mid-character:
+    the scan's fast path (whole valid blocks) and its careful one must add up to the same counts."""
+    import random
+
+    from langfoundry.data.readers import detect
+
+    chooser = random.Random(seed)
+    monkeypatch.setattr(detect, "SCAN_BYTES", chooser.choice([1, 2, 3, 7, 64]))
+    pieces = ["omah ", "gedhé ", "മലയാളം ", "😀", "\n", "ꦗꦮ "]
+    data = b"".join(chooser.choice(pieces).encode("utf-8") for _ in range(300))
+    if seed % 2:  # a few bytes no UTF-8 holds, and a cut character at the end
+        for _ in range(3):
+            spot = chooser.randrange(len(data))
+            data = data[:spot] + bytes([chooser.choice([0x80, 0xC3, 0xE9, 0xFF])]) + data[spot:]
+        data += "മ".encode()[:2]
+    (tmp_path / "f.txt").write_bytes(data)
+    scan = detect._scan_utf8(tmp_path / "f.txt")
+    assert (scan.first_invalid, scan.multibyte, scan.invalid) == _scan_reference(data)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import charset_normalizer
+import numpy as np
+import pyarrow as pa
 
 from langfoundry.core.errors import UserError
 
@@ -171,6 +173,17 @@ class _Utf8Scan(NamedTuple):
     invalid: int  # undecodable byte sequences
 
 
+def _whole_utf8(block: bytes) -> bool:
+    """Whether the bytes are valid UTF-8 that ends on a character's end (Arrow's check, a third of the
+    time of decoding them into a str)."""
+    offsets = pa.py_buffer(np.array([0, len(block)], dtype=np.int32))
+    try:
+        pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(block)]).cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _scan_utf8(path: Path) -> _Utf8Scan:
     """Read the whole file as UTF-8 (at C speed, a piece at a time) and count what decodes and what does not."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -179,6 +192,11 @@ def _scan_utf8(path: Path) -> _Utf8Scan:
         while True:
             block = handle.read(SCAN_BYTES)
             pending = len(decoder.getstate()[0])
+            if block and not pending and _whole_utf8(block):
+                # every character over U+007F has one lead byte (0xC2 to 0xF4), the only bytes >= 0xC0
+                multibyte += int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) >= 0xC0))
+                offset += len(block)
+                continue
             text = decoder.decode(block, final=not block)
             bad = text.count("\ufffd")
             if bad and first is None:
