@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from langfoundry.clean import driver as clean_driver
 from langfoundry.clean.dedup import dedup_parquet, dedup_table
 from langfoundry.clean.dedup import driver as dedup_driver
 from langfoundry.clean.driver import clean_batches, clean_parquet
@@ -227,9 +228,12 @@ def test_clean_parquet_equals_clean_batches(tmp_path: Path, params: CleanParams)
     result = clean_batches(pq.read_table(tmp_path / "in.parquet").to_batches(max_chunksize=500), params, SCRIPTS)
     write_parquet(result.kept_table(table.schema), tmp_path / "kept.parquet", sort_by=("id", "origin"))
     write_parquet(result.rejects_table(), tmp_path / "rejects.parquet", sort_by=("id", "origin"))
-    for workers in (1, 2):
-        counts = clean_parquet(tmp_path / "in.parquet", tmp_path / "k.parquet", tmp_path / "r.parquet", params, SCRIPTS,
-                               batch_rows=400, workers=workers)
+    # the same rows in row groups of 250: shared out by row group, each read by the worker that cleans it
+    pq.write_table(pq.read_table(tmp_path / "in.parquet"), tmp_path / "groups.parquet", row_group_size=250)
+    assert pq.ParquetFile(tmp_path / "groups.parquet").num_row_groups >= clean_driver.ROW_GROUP_JOBS_FROM
+    for workers, name in ((1, "in"), (2, "in"), (1, "groups"), (2, "groups")):
+        counts = clean_parquet(tmp_path / f"{name}.parquet", tmp_path / "k.parquet", tmp_path / "r.parquet", params,
+                               SCRIPTS, batch_rows=400 if name == "in" else 100, workers=workers)
         assert counts == result.counts
         assert (tmp_path / "k.parquet").read_bytes() == (tmp_path / "kept.parquet").read_bytes()
         assert (tmp_path / "r.parquet").read_bytes() == (tmp_path / "rejects.parquet").read_bytes()
