@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -60,8 +62,10 @@ def test_abort_stops_the_thread_without_raising(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("buckets", [True, False])
-def test_spilled_rows_take_less_disk_than_memory_and_sort_as_before(tmp_path: Path, buckets: bool) -> None:
-    tables = pieces(20, seed=6)
+def test_spilled_rows_take_less_disk_than_memory_and_sort_as_before(tmp_path: Path, buckets: bool,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="langfoundry.core.streaming")
+    tables = pieces(40, seed=6)
     everything = pa.concat_tables(tables)
     on_disk = []
     writer = SortedParquetWriter(tmp_path / "sorted.parquet", everything.schema, ("id",), memory_bytes=200_000,
@@ -73,3 +77,6 @@ def test_spilled_rows_take_less_disk_than_memory_and_sort_as_before(tmp_path: Pa
     assert len(on_disk) > 1
     assert sum(on_disk) < everything.nbytes / 2, "spilled rows are compressed"
     assert pq.read_table(tmp_path / "sorted.parquet").equals(everything.sort_by([("id", "ascending")]))
+    if buckets:  # the line says what the rows took in memory and on disk
+        memory, disk = map(int, re.search(r"\((\d+) MiB, (\d+) MiB on disk\)", caplog.text).groups())
+        assert abs(memory - everything.nbytes / 2**20) <= 1 and disk < memory

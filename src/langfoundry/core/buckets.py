@@ -78,6 +78,11 @@ class BucketFiles:
         for value, start, end in zip(values.tolist(), starts.tolist(), [*starts[1:].tolist(), len(buckets)]):
             yield value, rows.slice(start, end - start)
 
+    def disk_bytes(self) -> int:
+        """What the bucket files take on disk (compressed), once written."""
+        self.close()
+        return sum(path.stat().st_size for path, _, _ in self.files.values())
+
     def close(self) -> None:
         for _, sink, writer in self.files.values():
             if not sink.closed:

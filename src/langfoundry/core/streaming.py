@@ -295,11 +295,11 @@ class SortedParquetWriter:
                 self._finish_output()
                 return
             if self._buckets is not None:
-                files = len(self._runs)
+                files, on_disk = len(self._runs), self._buckets.disk_bytes()
                 self._sort_buckets()
                 self._finish_output()
-                log.info("%s: %d rows sorted through %d files spilled to disk by key prefix (%.0f MiB)", self.path.name,
-                         self.rows, files, self.spilled_bytes / 2**20)
+                log.info("%s: %d rows sorted through %d files spilled to disk by key prefix (%.0f MiB, %.0f MiB on disk)",
+                         self.path.name, self.rows, files, self.spilled_bytes / 2**20, on_disk / 2**20)
                 return
             sources = [_batches(run) for run in self._runs]
             if self._buffer:
