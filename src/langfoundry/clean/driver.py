@@ -206,8 +206,8 @@ def clean_batches(batches: Iterable[pa.Table | pa.RecordBatch], params: CleanPar
 
 CLEAN_BATCH_ROWS = 20_000  # rows a worker cleans at a time: enough to amortise the batch-wide passes
 # A file of this many row groups or more is shared out a row group at a time, each read by the worker that
-# cleans it: reading and pickling every batch to send it took a third of this process's time. A smaller
-# file is read here in batches, which share its few row groups out evenly. Not a count per worker: how a
+# cleans it, so this process, which writes the output, does not read and pickle every batch for them. A
+# smaller file is read here in batches, which share its few row groups out evenly. Not a count per worker: how a
 # file is cut into batches must not depend on the machine (the per-source sums are added up per batch).
 ROW_GROUP_JOBS_FROM = 8
 _WORKER_SETTINGS: tuple = ()

@@ -19,9 +19,9 @@ import pyarrow as pa
 NULL_BUCKET = 257 * 257  # after every prefix: Arrow sorts nulls last
 MAX_BUCKET_SHARE = 1 / 8  # a first spill with a prefix holding more of its rows than this is not spread
 TEXT_TYPES = (pa.string(), pa.binary())
-# Spilled rows are written and read back once. zstd takes them to 0.42 of their size for 0.5 s of CPU
-# per 150 MiB (both ways, on the CPU pool's threads): on a disk that reads 70 to 200 MB/s, as a cloud
-# volume does once its page cache is gone, the bytes not written and read back save more time than that.
+# Spilled rows are written and read back once. zstd takes them to 0.42 of their size for about 0.5 s of
+# CPU per 150 MiB to compress and 0.15 s to read back: on a disk that reads 66 to 230 MB/s (a 2-core
+# cloud machine's, whose page cache keeps little of a large file), the bytes saved are worth more.
 SPILL_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 

@@ -1,7 +1,7 @@
 """A Parquet writer that encodes and compresses on a thread of its own.
 
-Encoding and compressing a row group is most of what writing costs (13.6 of the 45 s the dedup stage
-spends alone in its main process on 10 million rows), and pyarrow does it without the GIL, so a thread
+Encoding and compressing a row group is most of what writing costs (13.6 of the 45 s the dedup stage's
+main process was busy on 10 million rows, sampled with py-spy), and pyarrow does it without the GIL, so a thread
 can do it while the caller reads and filters the next rows. Row groups reach the file in the order they
 were given, through one thread, so the bytes are those of writing them in place.
 """
