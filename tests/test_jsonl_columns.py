@@ -48,8 +48,10 @@ LINES = {
 
 @pytest.fixture
 def small_blocks(repo, monkeypatch):
-    """Blocks of a few lines (so that a small file makes many), and two workers on any machine."""
+    """Blocks of a few lines (so that a small file makes many), two to a worker's task, and two workers
+    on any machine."""
     monkeypatch.setattr(encoding, "READ_BLOCK_CHARS", 300)
+    monkeypatch.setattr(jsonl_columns, "GROUP_BLOCKS", 2)
     monkeypatch.setattr(jsonl_columns, "worker_count", lambda: 2)
     return repo
 

@@ -10,7 +10,7 @@ keeps the rows in arrival order, so a stable sort of it keeps equal keys in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,19 @@ def prefix_buckets(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return buckets
 
 
+def in_bucket_order(rows: pa.Table, column: str) -> pa.Table:
+    """rows stably ordered by their column's prefix bucket, where they are made (a stage's worker
+    process): BucketFiles then cuts them into slices instead of gathering every row of a spill, a
+    random-access copy of the whole buffer in one process. The order within a bucket is kept, so
+    what the writer outputs is the same."""
+    if rows.schema.field(column).type not in TEXT_TYPES or rows.num_rows < 2:
+        return rows
+    buckets = prefix_buckets(rows.column(column))
+    if not np.any(buckets[1:] < buckets[:-1]):
+        return rows
+    return rows.take(pa.array(np.argsort(buckets, kind="stable")))
+
+
 def spreads(rows: pa.Table, column: str) -> bool:
     """Whether rows' column is text whose two-byte prefixes share the rows out (no prefix holds
     more than MAX_BUCKET_SHARE of them)."""
@@ -60,23 +73,35 @@ class BucketFiles:
         self.files: dict[int, tuple[Path, pa.OSFile, pa.ipc.RecordBatchStreamWriter]] = {}
         self.sizes: dict[int, int] = {}  # bytes of each bucket's rows in memory (its file is compressed)
 
-    def add(self, rows: pa.Table) -> None:
-        for value, part in self._parts(rows):
+    def add(self, tables: Sequence[pa.Table]) -> None:
+        """Tables of rows, in arrival order: each bucket's rows from all of them go to its file as one batch."""
+        for value, pieces in self._grouped(tables).items():
+            rows = pa.concat_tables(pieces).combine_chunks() if len(pieces) > 1 else pieces[0]
             if value not in self.files:
                 path = self.new_path(f".{value}.arrow")
                 sink = pa.OSFile(str(path), "wb")
                 self.files[value] = (path, sink, pa.ipc.new_stream(sink, rows.schema, options=SPILL_OPTIONS))
-            self.files[value][2].write_table(part)
-            self.sizes[value] = self.sizes.get(value, 0) + part.nbytes
+            self.files[value][2].write_table(rows)
+            self.sizes[value] = self.sizes.get(value, 0) + rows.nbytes
+
+    def _grouped(self, tables: Sequence[pa.Table]) -> dict[int, list[pa.Table]]:
+        parts: dict[int, list[pa.Table]] = {}
+        for table in tables:
+            for value, part in self._parts(table):
+                parts.setdefault(value, []).append(part)
+        return parts
 
     def _parts(self, rows: pa.Table) -> Iterator[tuple[int, pa.Table]]:
-        """rows by bucket, each in arrival order (a stable sort by bucket, then slices)."""
+        """rows by bucket, each in arrival order: slices of rows already in bucket order (in_bucket_order),
+        else of a stable sort by bucket."""
         buckets = prefix_buckets(rows.column(self.column))
-        order = np.argsort(buckets, kind="stable")
-        rows, buckets = rows.take(pa.array(order)), buckets[order]
-        values, starts = np.unique(buckets, return_index=True)
-        for value, start, end in zip(values.tolist(), starts.tolist(), [*starts[1:].tolist(), len(buckets)]):
-            yield value, rows.slice(start, end - start)
+        if np.any(buckets[1:] < buckets[:-1]):
+            order = np.argsort(buckets, kind="stable")
+            rows, buckets = rows.take(pa.array(order)), buckets[order]
+        starts = np.flatnonzero(np.diff(buckets)) + 1
+        for start, end in zip([0, *starts.tolist()], [*starts.tolist(), len(buckets)]):
+            if end > start:
+                yield int(buckets[start]), rows.slice(start, end - start)
 
     def disk_bytes(self) -> int:
         """What the bucket files take on disk (compressed), once written."""
@@ -89,11 +114,11 @@ class BucketFiles:
                 writer.close()
                 sink.close()
 
-    def in_order(self, rest: pa.Table | None = None) -> Iterator[tuple[int, Iterator[pa.RecordBatch]]]:
+    def in_order(self, rest: Sequence[pa.Table] = ()) -> Iterator[tuple[int, Iterator[pa.RecordBatch]]]:
         """Each bucket's rows, in prefix order, as (bytes in memory, batches): the file's rows, then those
         of rest (rows that came last, still in memory) with that prefix. A file is deleted once read."""
         self.close()
-        extra = dict(self._parts(rest)) if rest is not None and rest.num_rows else {}
+        extra = {value: pa.concat_tables(parts) for value, parts in self._grouped(rest).items()}
         for value in sorted(set(self.files) | set(extra)):
             path = self.files[value][0] if value in self.files else None
             yield self.sizes.get(value, 0) + (extra[value].nbytes if value in extra else 0), \

@@ -195,8 +195,8 @@ class SortedParquetWriter:
                 self._start_buckets()
             self._may_bucket = False
             if self._buckets is not None:
+                self._buckets.add(self._buffer)  # table by table: each may be in bucket order already
                 self._buffer, self._buffer_bytes = [], 0
-                self._buckets.add(rows)
                 self.spilled_bytes += rows.nbytes
                 return
         run = self._run_path(".arrow")
@@ -218,15 +218,14 @@ class SortedParquetWriter:
         self._buckets = BucketFiles(self.sort_names[0], new_path)
         for run in list(self._runs):
             for batch in _batches(run):
-                self._buckets.add(pa.Table.from_batches([batch]))
+                self._buckets.add([pa.Table.from_batches([batch])])
             run.unlink()
             self._runs.remove(run)
 
     def _sort_buckets(self) -> None:
         """Each bucket sorted alone, in prefix order: the output. A bucket larger than the memory budget
         (keys that did not spread as the first spill did) is sorted in runs by a writer of its own."""
-        rest = pa.concat_tables(self._buffer) if self._buffer else None
-        self._buffer, self._buffer_bytes = [], 0
+        rest, self._buffer, self._buffer_bytes = self._buffer, [], 0
         for size, batches in self._buckets.in_order(rest):
             if size <= self.memory_bytes:
                 self._emit(pa.Table.from_batches(list(batches), schema=self.schema).sort_by(self.sort_keys))

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from langfoundry.core.buckets import in_bucket_order
 from langfoundry.core.config import Source
 from langfoundry.core.pool import ordered_map, worker_count
 from langfoundry.data.mapping import ParallelColumns, SourceMapper
@@ -30,6 +31,10 @@ from langfoundry.data.readers.rows import BadRow, Row
 
 # Below this size one process is as quick: starting the workers costs more than they save.
 PARALLEL_MIN_BYTES = 8 << 20
+# Blocks of lines (half a million characters each) a worker parses at a time: its records come back
+# as one table of tens of thousands of rows, which ingest's writer can cut by bucket in a few slices.
+GROUP_BLOCKS = 16
+RECORD_SORT_COLUMN = "id"  # ingest's records are written sorted by (id, origin)
 
 
 @dataclass
@@ -112,7 +117,28 @@ def parse_block(block: tuple[int, list[str | Line] | str]) -> ParsedBlock:
     return ParsedBlock(records, others, list(seen))
 
 
+def parse_blocks(blocks: list[tuple[int, list[str | Line] | str]]) -> ParsedBlock:
+    """Consecutive blocks parsed as one: their records in one table, in the bucket order of their ids
+    (ingest writes records sorted by id; see core.buckets.in_bucket_order), their other rows in file order."""
+    parsed = [parse_block(block) for block in blocks]
+    tables = [block.records for block in parsed if block.records is not None]
+    records = in_bucket_order(pa.concat_tables(tables), RECORD_SORT_COLUMN) if tables else None
+    columns = dict.fromkeys(column for block in parsed for column in block.columns)
+    return ParsedBlock(records, [row for block in parsed for row in block.others], list(columns))
+
+
+def _groups(blocks: Iterator[tuple[int, list[str | Line] | str]]) -> Iterator[list[tuple[int, list[str | Line] | str]]]:
+    group: list = []
+    for block in blocks:
+        group.append(block)
+        if len(group) == GROUP_BLOCKS:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
 def parsed_blocks(file: SourceFile, source: Source, mapper: SourceMapper) -> Iterator[ParsedBlock]:
-    """The file's blocks, parsed by worker processes, in file order."""
+    """The file's blocks, parsed by worker processes GROUP_BLOCKS at a time, in file order."""
     blocks = numbered_blocks(file.path, file.name, source, joined=True)
-    yield from ordered_map(parse_block, blocks, worker_count(), _start_worker, (file.name, source, mapper))
+    yield from ordered_map(parse_blocks, _groups(blocks), worker_count(), _start_worker, (file.name, source, mapper))
