@@ -7,9 +7,13 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from langfoundry.clean import driver as clean_driver
 from langfoundry.clean.dedup import dedup_parquet, dedup_table
@@ -21,7 +25,7 @@ from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
 from langfoundry.core.pool import ordered_map
 from langfoundry.core.records import make_record, records_table
 from langfoundry.core.storage import ROW_GROUP_ROWS, write_parquet
-from langfoundry.core.streaming import SortedParquetWriter, written_together
+from langfoundry.core.streaming import SortedParquetWriter, rows_in_order, written_together
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"jv": "Latn", "id": "Latn", "ml": "Mlym"}
@@ -339,3 +343,21 @@ def test_ingest_to_files_writes_the_same_files_when_every_chunk_spills(tmp_path:
     runs = [run for writer in writers for run in writer.spilled_runs]
     assert runs and sum(writer.spilled_bytes for writer in writers) > 0, "runs were written to disk"
     assert not any(run.exists() or run.parent.exists() for run in runs), "spilled runs are removed on close"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["", "a", "ab", "b", "ꦱ", None]), st.sampled_from([0, 1, 2, None])),
+                max_size=12), st.booleans())
+def test_rows_in_order_agrees_with_a_stable_sort(rows: list[tuple], sort_first: bool) -> None:
+    """The writer's neighbour-by-neighbour check against the sort it replaces, with ties and nulls."""
+    table = pa.table({"id": pa.array([row[0] for row in rows], pa.string()),
+                      "line": pa.array([row[1] for row in rows], pa.int64())})
+    keys = [("id", "ascending"), ("line", "ascending")]
+    if sort_first:
+        table = table.sort_by(keys)
+    for names in (["id"], ["id", "line"], ["line"]):
+        order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in names]).to_numpy()
+        assert rows_in_order(table, names) == bool(np.all(order == np.arange(table.num_rows)))
+        no_nulls = table.filter(pc.and_(pc.is_valid(table.column("id")), pc.is_valid(table.column("line"))))
+        order = pc.sort_indices(no_nulls, sort_keys=[(name, "ascending") for name in names]).to_numpy()
+        assert rows_in_order(no_nulls, names) == bool(np.all(order == np.arange(no_nulls.num_rows)))

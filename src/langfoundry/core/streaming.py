@@ -69,6 +69,29 @@ class _After:
 _NULL = _After()
 
 
+def rows_in_order(table: pa.Table, names: Sequence[str]) -> bool:
+    """Whether the rows are sorted by the columns as a stable sort would leave them (nulls last), each row
+    compared with the next: clean and dedup hand the writer their input's sorted order, and a sort to
+    check it took 53 ms per 131,072 rows. Columns with nulls or floats (NaN) are checked by that sort."""
+    count = table.num_rows
+    if count < 2 or not names:
+        return True
+    if any(table.column(name).null_count or pa.types.is_floating(table.schema.field(name).type) for name in names):
+        order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in names]).to_numpy()
+        return bool(np.all(order == np.arange(count)))
+    tied: pa.ChunkedArray | None = None  # neighbours equal in every column so far
+    for name in names:
+        before, after = table.column(name).slice(0, count - 1), table.column(name).slice(1)
+        descending = pc.greater(before, after)
+        if pc.any(descending if tied is None else pc.and_(descending, tied)).as_py():
+            return False
+        equal = pc.equal(before, after)
+        tied = equal if tied is None else pc.and_(tied, equal)
+        if not pc.any(tied).as_py():
+            return True
+    return True
+
+
 class SortedParquetWriter:
     """Tables added in any order, written to one Parquet file sorted by `sort_by`, in bounded memory.
 
@@ -117,8 +140,7 @@ class SortedParquetWriter:
         table = table.select(self.schema.names).cast(self.schema)
         self.rows += table.num_rows
         if self._direct:
-            order = pc.sort_indices(table, sort_keys=self.sort_keys).to_numpy() if self.sort_keys else None
-            in_order = order is None or bool(np.all(order == np.arange(len(order))))
+            in_order = rows_in_order(table, self.sort_names)
             first = self._key_at(table, 0)
             if in_order and (self._last_key is None or not first < self._last_key):
                 self._last_key = self._key_at(table, table.num_rows - 1)
