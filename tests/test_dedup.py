@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from langfoundry.clean.dedup import dedup_metrics, dedup_table, minhash_signatures, shingle_hashes
+from langfoundry.clean.dedup.decision import RowKeys, find_duplicates
 from langfoundry.core.config import DedupParams, NearDedupParams
 from langfoundry.core.normalize import comparison_key
 from langfoundry.core.records import REJECT_COLUMNS, make_record, records_table
@@ -229,3 +230,25 @@ def test_stage_twice_gives_identical_bytes(tmp_path: Path) -> None:
     assert outputs[0] == outputs[1]
     metrics = json.loads((tmp_path / "metrics/dedup.json").read_text())
     assert metrics["rows.in"] == 22 == metrics["rows.kept"] + metrics["rows.exact_removed"] + metrics["rows.near_removed"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 3), st.integers(-1, 3), st.integers(0, 3)),
+                max_size=40))
+def test_each_digest_keeps_its_first_row_in_keep_order(rows: list[tuple[int, ...]]) -> None:
+    """find_duplicates on compact keys against the rule written out: visit rows by (place, number, id),
+    ties in input order; the first row with a digest is kept and every later one repeats it."""
+    digests = np.array([row[:2] for row in rows], dtype=np.uint64).reshape(-1, 2)
+    places, numbers, ids = (np.array([row[index] for row in rows], dtype=dtype)
+                            for index, dtype in ((2, np.int64), (3, np.int64), (4, np.uint64)))
+    keys = RowKeys(digests, places, numbers, ids, np.zeros(len(rows), dtype=np.int64), [("parallel", "jv", "id")],
+                   np.zeros(len(rows), dtype=bool), None)
+    duplicate_of, reasons = find_duplicates(keys, PARAMS, lambda wanted: {})
+    visit = sorted(range(len(rows)), key=lambda row: (rows[row][2], rows[row][3], rows[row][4], row))
+    first: dict[tuple[int, int], int] = {}
+    expected = [-1] * len(rows)
+    for row in visit:
+        keeper = first.setdefault(rows[row][:2], row)
+        expected[row] = -1 if keeper == row else keeper
+    assert duplicate_of.tolist() == expected
+    assert reasons.tolist() == [0 if keeper == -1 else 1 for keeper in expected]

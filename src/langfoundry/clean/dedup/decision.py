@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,19 +236,25 @@ def find_duplicates(keys: RowKeys, params: DedupParams,
     reasons = np.zeros(count, dtype=np.int8)
     if count == 0:
         return duplicate_of, reasons
-    keep = keys.keep_permutation()
-    digests = keys.digests[keep]
-    grouped = np.lexsort((digests[:, 1], digests[:, 0]))  # stable: keep order within a digest
-    order = keep[grouped]  # rows by digest, each digest's rows in keep order
-    digests = digests[grouped]
-    del grouped
-    starts = np.concatenate(([True], (digests[1:] != digests[:-1]).any(axis=1)))
+    # The keep order and the rows grouped by digest are two sorts of millions of rows that do not depend
+    # on each other; numpy lets go of the GIL while it sorts, so they take two cores (9.2 million rows:
+    # 6 to 12 s together against 14 to 17 s one after the other)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        keeping = pool.submit(keys.keep_permutation)
+        grouped = np.lexsort((keys.digests[:, 1], keys.digests[:, 0]))
+        keep = keeping.result()
+    rank = np.empty(count, dtype=np.int64)
+    rank[keep] = np.arange(count)
+    digests = keys.digests[grouped]
+    starts = np.flatnonzero(np.concatenate(([True], (digests[1:] != digests[:-1]).any(axis=1))))
     del digests
-    first = np.maximum.accumulate(np.where(starts, np.arange(count), 0))
-    repeats = np.flatnonzero(~starts)
-    duplicate_of[order[repeats]] = order[first[repeats]]
-    reasons[order[repeats]] = 1
-    del first, starts, order
+    # each digest's row that comes first in keep order is kept; the others repeat it
+    keepers = keep[np.minimum.reduceat(rank[grouped], starts)]
+    keeper_of = np.repeat(keepers, np.diff(np.append(starts, count)))
+    repeats = grouped != keeper_of
+    duplicate_of[grouped[repeats]] = keeper_of[repeats]
+    reasons[grouped[repeats]] = 1
+    del rank, grouped, keeper_of, repeats
     if keys.bands is not None:
         _near_duplicates(keys, params, keep, duplicate_of, reasons, contents_of)
     return duplicate_of, reasons
