@@ -43,17 +43,24 @@ def prefix_buckets(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return buckets
 
 
+def _in_bucket_order(rows: pa.Table, column: str) -> tuple[pa.Table, np.ndarray]:
+    """rows stably ordered by their column's prefix bucket (not gathered when they already are), with
+    each row's bucket."""
+    buckets = prefix_buckets(rows.column(column))
+    if not np.any(buckets[1:] < buckets[:-1]):
+        return rows, buckets
+    order = np.argsort(buckets, kind="stable")
+    return rows.take(pa.array(order)), buckets[order]
+
+
 def in_bucket_order(rows: pa.Table, column: str) -> pa.Table:
     """rows stably ordered by their column's prefix bucket, where they are made (a stage's worker
     process): BucketFiles then cuts them into slices instead of gathering every row of a spill, a
     random-access copy of the whole buffer in one process. The order within a bucket is kept, so
     what the writer outputs is the same."""
-    if rows.schema.field(column).type not in TEXT_TYPES or rows.num_rows < 2:
+    if rows.schema.field(column).type not in TEXT_TYPES:
         return rows
-    buckets = prefix_buckets(rows.column(column))
-    if not np.any(buckets[1:] < buckets[:-1]):
-        return rows
-    return rows.take(pa.array(np.argsort(buckets, kind="stable")))
+    return _in_bucket_order(rows, column)[0]
 
 
 def spreads(rows: pa.Table, column: str) -> bool:
@@ -94,10 +101,7 @@ class BucketFiles:
     def _parts(self, rows: pa.Table) -> Iterator[tuple[int, pa.Table]]:
         """rows by bucket, each in arrival order: slices of rows already in bucket order (in_bucket_order),
         else of a stable sort by bucket."""
-        buckets = prefix_buckets(rows.column(self.column))
-        if np.any(buckets[1:] < buckets[:-1]):
-            order = np.argsort(buckets, kind="stable")
-            rows, buckets = rows.take(pa.array(order)), buckets[order]
+        rows, buckets = _in_bucket_order(rows, self.column)
         starts = np.flatnonzero(np.diff(buckets)) + 1
         for start, end in zip([0, *starts.tolist()], [*starts.tolist(), len(buckets)]):
             if end > start:

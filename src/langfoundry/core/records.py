@@ -40,6 +40,7 @@ RECORD_FIELDS = [
 ]
 RECORD_SCHEMA = pa.schema(RECORD_FIELDS)
 RECORD_COLUMNS = [field.name for field in RECORD_FIELDS]
+RECORD_SORT = ("id", "origin")  # how ingest writes the records (the gates check the order)
 
 # Every row an input loses lands here, with enough to find and fix it.
 REJECT_FIELDS = [

@@ -24,7 +24,7 @@ import pyarrow as pa
 from langfoundry.core.config import IngestParams, Source
 from langfoundry.core.errors import UserError
 from langfoundry.core.inventory import Language, require_languages
-from langfoundry.core.records import RECORD_SCHEMA, REJECT_SCHEMA, make_reject, records_table, rejects_table
+from langfoundry.core.records import RECORD_SCHEMA, RECORD_SORT, REJECT_SCHEMA, make_reject, records_table, rejects_table
 from langfoundry.core.storage import write_metrics
 from langfoundry.core.streaming import SortedParquetWriter, written_together
 from langfoundry.data.jsonl_columns import in_parallel, parsed_blocks
@@ -38,7 +38,6 @@ from langfoundry.data.synth_records import SYNTHETIC_FORMAT, is_synthetic, read_
 log = logging.getLogger(__name__)
 
 STAGE = "ingest"
-RECORD_SORT = ("id", "origin")
 REJECT_SORT = ("source", "origin", "reason", "detail", "raw")
 PROGRESS_EVERY = 200_000
 

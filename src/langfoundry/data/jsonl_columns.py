@@ -5,14 +5,15 @@ on one core. Here the main process reads and decodes the file a block of lines a
 good lines as one string (readers.jsonl.numbered_blocks); each worker process splits and parses
 GROUP_BLOCKS blocks at a time (orjson for a plain pair, see plain_object; readers.jsonl.jsonl_item for
 every other line) and builds the records of their plain rows column by column (mapping.ParallelColumns),
-returned as one Arrow table in the prefix order of its ids (core.buckets). Every other line (a reject, a row that needs SourceMapper.record's judgement) comes back
-as the item read_jsonl gives, for ingest to handle as it handles any row. The records are the ones
+returned as one Arrow table in the prefix order of its ids (core.buckets). Every other line (a reject,
+a row that needs SourceMapper.record's judgement) comes back as the item read_jsonl gives, for ingest to handle as it handles any row. The records are the ones
 read row by row would give, and ingest writes them sorted by (id, origin): their order of arrival
 does not show in the output.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ import pyarrow as pa
 from langfoundry.core.buckets import in_bucket_order
 from langfoundry.core.config import Source
 from langfoundry.core.pool import ordered_map, worker_count
+from langfoundry.core.records import RECORD_SORT
 from langfoundry.data.mapping import ParallelColumns, SourceMapper
 from langfoundry.data.readers import SourceFile
 from langfoundry.data.readers.encoding import Line
@@ -34,7 +36,6 @@ PARALLEL_MIN_BYTES = 8 << 20
 # Blocks of lines (half a million characters each) a worker parses at a time: its records come back
 # as one table of tens of thousands of rows, which ingest's writer can cut by bucket in a few slices.
 GROUP_BLOCKS = 16
-RECORD_SORT_COLUMN = "id"  # ingest's records are written sorted by (id, origin)
 
 
 @dataclass
@@ -122,23 +123,13 @@ def parse_blocks(blocks: list[tuple[int, list[str | Line] | str]]) -> ParsedBloc
     (ingest writes records sorted by id; see core.buckets.in_bucket_order), their other rows in file order."""
     parsed = [parse_block(block) for block in blocks]
     tables = [block.records for block in parsed if block.records is not None]
-    records = in_bucket_order(pa.concat_tables(tables), RECORD_SORT_COLUMN) if tables else None
+    records = in_bucket_order(pa.concat_tables(tables), RECORD_SORT[0]) if tables else None
     columns = dict.fromkeys(column for block in parsed for column in block.columns)
     return ParsedBlock(records, [row for block in parsed for row in block.others], list(columns))
-
-
-def _groups(blocks: Iterator[tuple[int, list[str | Line] | str]]) -> Iterator[list[tuple[int, list[str | Line] | str]]]:
-    group: list = []
-    for block in blocks:
-        group.append(block)
-        if len(group) == GROUP_BLOCKS:
-            yield group
-            group = []
-    if group:
-        yield group
 
 
 def parsed_blocks(file: SourceFile, source: Source, mapper: SourceMapper) -> Iterator[ParsedBlock]:
     """The file's blocks, parsed by worker processes GROUP_BLOCKS at a time, in file order."""
     blocks = numbered_blocks(file.path, file.name, source, joined=True)
-    yield from ordered_map(parse_blocks, _groups(blocks), worker_count(), _start_worker, (file.name, source, mapper))
+    groups = iter(lambda: list(itertools.islice(blocks, GROUP_BLOCKS)), [])
+    yield from ordered_map(parse_blocks, groups, worker_count(), _start_worker, (file.name, source, mapper))
