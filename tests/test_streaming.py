@@ -203,6 +203,31 @@ def test_ordered_map_keeps_order_and_raises_errors() -> None:
         list(ordered_map(_boom, range(10), workers=2))
 
 
+_SHARED_FILE: list = []  # the WorkerParquet the workers of the next test read through (set before they fork)
+
+
+def _first_value_of_group(index: int) -> int:
+    return _SHARED_FILE[0].read_row_group(index, columns=["row"]).column(0)[0].as_py()
+
+
+def test_a_worker_parquet_is_opened_again_by_each_process_that_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"row": list(range(40))}), path, row_group_size=10)
+    shared = streaming.WorkerParquet(path)
+    assert shared.read_row_group(1, columns=["row"]).column(0).to_pylist() == list(range(10, 20))
+    # the file is replaced after this process opened it: a forked worker must read the new file, not
+    # the old one through the handle it inherited
+    replacement = tmp_path / "new.parquet"
+    pq.write_table(pa.table({"row": list(range(100, 140))}), replacement, row_group_size=10)
+    replacement.replace(path)
+    _SHARED_FILE[:] = [shared]
+    try:
+        assert list(ordered_map(_first_value_of_group, range(4), workers=2)) == [100, 110, 120, 130]
+    finally:
+        _SHARED_FILE.clear()
+    assert shared.read_row_group(3).column(0)[0].as_py() == 30  # this process keeps the file it opened
+
+
 # --- stages: streamed files against the in-memory functions ---------------------------------------------
 
 

@@ -33,7 +33,7 @@ from langfoundry.core.errors import UserError
 from langfoundry.core.normalize import MULTILINE_KINDS, map_meta_texts, normalize_text
 from langfoundry.core.pool import ordered_map, worker_count
 from langfoundry.core.records import REJECT_SCHEMA, meta_json, record_rejects
-from langfoundry.core.streaming import SortedParquetWriter, open_parquet, written_together
+from langfoundry.core.streaming import SortedParquetWriter, WorkerParquet, open_parquet, written_together
 
 META_TEXT_KINDS = frozenset({"conversation", "instruction", "dictionary"})
 
@@ -211,15 +211,13 @@ CLEAN_BATCH_ROWS = 20_000  # rows a worker cleans at a time: enough to amortise 
 # file is cut into batches must not depend on the machine (the per-source sums are added up per batch).
 ROW_GROUP_JOBS_FROM = 8
 _WORKER_SETTINGS: tuple = ()
-_WORKER_FILE: list = []  # the input as a worker opened it
 
 
 def _start_clean_worker(params: CleanParams, scripts: Mapping[str, str], where: str,
                         blocklists: screening.Blocklists | None, path: Path | None = None,
                         batch_rows: int = CLEAN_BATCH_ROWS) -> None:
     global _WORKER_SETTINGS
-    _WORKER_SETTINGS = (params, scripts, where, blocklists, path, batch_rows)
-    _WORKER_FILE.clear()
+    _WORKER_SETTINGS = (params, scripts, where, blocklists, WorkerParquet(path) if path is not None else None, batch_rows)
 
 
 BatchResult = tuple[pa.Table, pa.Table, Counter, SourceTally | None]
@@ -228,12 +226,10 @@ BatchResult = tuple[pa.Table, pa.Table, Counter, SourceTally | None]
 def _clean_in_worker(job: pa.RecordBatch | int) -> list[BatchResult]:
     """A batch read by the main process, or the row group of that number, read here and cleaned in
     batches of batch_rows: each batch's result, in order."""
-    params, scripts, where, blocklists, path, batch_rows = _WORKER_SETTINGS
+    params, scripts, where, blocklists, source, batch_rows = _WORKER_SETTINGS
     if not isinstance(job, int):
         return [_clean_batch(job, params, scripts, where, tally=True, blocklists=blocklists)]
-    if not _WORKER_FILE:
-        _WORKER_FILE.append(open_parquet(path))
-    rows = _WORKER_FILE[0].read_row_group(job)
+    rows = source.read_row_group(job)
     return [_clean_batch(rows.slice(start, batch_rows), params, scripts, where, tally=True, blocklists=blocklists)
             for start in range(0, rows.num_rows, batch_rows) or [0]]
 

@@ -38,7 +38,7 @@ from langfoundry.clean.dedup.minhash import lsh_shape
 from langfoundry.core.config import DedupParams
 from langfoundry.core.pool import ordered_map, worker_count
 from langfoundry.core.records import REJECT_SCHEMA, record_rejects
-from langfoundry.core.streaming import SortedParquetWriter, open_parquet, written_together
+from langfoundry.core.streaming import SortedParquetWriter, WorkerParquet, open_parquet, written_together
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,6 @@ def dedup_table(table: pa.Table, params: DedupParams) -> DedupResult:
 
 
 _WORKER_SETTINGS: tuple = ()
-_WORKER_FILE: list = []  # the record file as a worker opened it (forked workers open their own)
 
 
 class RowGroup(NamedTuple):
@@ -93,15 +92,12 @@ Job = RowGroup | tuple[int, int]  # a row group of the file, or (first row, rows
 def _start_dedup_worker(params: DedupParams | None, shape: tuple[int, int] | None, table: pa.Table | None,
                         path: Path | None = None) -> None:
     global _WORKER_SETTINGS
-    _WORKER_SETTINGS = (params, shape, table, path)
-    _WORKER_FILE.clear()
+    _WORKER_SETTINGS = (params, shape, table, WorkerParquet(path) if path is not None else None)
 
 
 def _rows_of(job: Job) -> pa.Table:
     if isinstance(job, RowGroup):
-        if not _WORKER_FILE:
-            _WORKER_FILE.append(open_parquet(_WORKER_SETTINGS[3]))
-        return _WORKER_FILE[0].read_row_group(job.index, columns=job.columns and list(job.columns))
+        return _WORKER_SETTINGS[3].read_row_group(job.index, columns=job.columns)
     return _WORKER_SETTINGS[2].slice(*job)
 
 
