@@ -22,7 +22,7 @@ from langfoundry.clean.driver import clean_batches, clean_parquet
 from langfoundry.core import streaming
 from langfoundry.core.buckets import in_bucket_order
 from langfoundry.core.config import CleanParams, DedupParams, NearDedupParams
-from langfoundry.core.pool import ordered_map
+from langfoundry.core.pool import WorkerParquet, ordered_map
 from langfoundry.core.records import make_record, records_table
 from langfoundry.core.storage import ROW_GROUP_ROWS, write_parquet
 from langfoundry.core.streaming import SortedParquetWriter, rows_in_order, written_together
@@ -213,7 +213,7 @@ def _first_value_of_group(index: int) -> int:
 def test_a_worker_parquet_is_opened_again_by_each_process_that_reads_it(tmp_path: Path) -> None:
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table({"row": list(range(40))}), path, row_group_size=10)
-    shared = streaming.WorkerParquet(path)
+    shared = WorkerParquet(path)
     assert shared.read_row_group(1, columns=["row"]).column(0).to_pylist() == list(range(10, 20))
     # the file is replaced after this process opened it: a forked worker must read the new file, not
     # the old one through the handle it inherited

@@ -31,9 +31,9 @@ from langfoundry.clean.pii import PII_TYPES, scrub_pii
 from langfoundry.core.config import CleanParams
 from langfoundry.core.errors import UserError
 from langfoundry.core.normalize import MULTILINE_KINDS, map_meta_texts, normalize_text
-from langfoundry.core.pool import ordered_map, worker_count
+from langfoundry.core.pool import WorkerParquet, ordered_map, worker_count
 from langfoundry.core.records import REJECT_SCHEMA, meta_json, record_rejects
-from langfoundry.core.streaming import SortedParquetWriter, WorkerParquet, open_parquet, written_together
+from langfoundry.core.streaming import SortedParquetWriter, open_parquet, written_together
 
 META_TEXT_KINDS = frozenset({"conversation", "instruction", "dictionary"})
 

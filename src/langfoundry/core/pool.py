@@ -6,7 +6,8 @@ import itertools
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -54,3 +55,23 @@ def ordered_map(function: Callable[[Any], Any], items: Iterable[Any], workers: i
                 yield in_flight.popleft().get()
         while in_flight:
             yield in_flight.popleft().get()
+
+
+class WorkerParquet:
+    """A Parquet file that each process reading it opens once, on its first read: a pool's workers read
+    their own row groups (rather than have the main process read and send them), and each opens the
+    file itself, not through a handle its parent held when it forked."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._opened: tuple[int, Any] | None = None  # (the process that opened it, its pq.ParquetFile)
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_opened": None}
+
+    def read_row_group(self, index: int, columns: Sequence[str] | None = None) -> pa.Table:
+        if self._opened is None or self._opened[0] != os.getpid():
+            from langfoundry.core.streaming import open_parquet  # here: importing the pool stays light (gates use it)
+
+            self._opened = (os.getpid(), open_parquet(self.path))
+        return self._opened[1].read_row_group(index, columns=None if columns is None else list(columns))

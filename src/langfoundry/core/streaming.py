@@ -50,24 +50,6 @@ def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
     return pq.ParquetFile(path, pre_buffer=False)
 
 
-class WorkerParquet:
-    """A Parquet file that each process reading it opens once, on its first read: a pool's workers read
-    their own row groups (rather than have the main process read and send them), and each opens the
-    file itself, not through a handle its parent held when it forked."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self._opened: tuple[int, pq.ParquetFile] | None = None  # (the process that opened it, the file)
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "_opened": None}
-
-    def read_row_group(self, index: int, columns: Sequence[str] | None = None) -> pa.Table:
-        if self._opened is None or self._opened[0] != os.getpid():
-            self._opened = (os.getpid(), open_parquet(self.path))
-        return self._opened[1].read_row_group(index, columns=None if columns is None else list(columns))
-
-
 class _After:
     """Sorts after every value, as Arrow sorts nulls (at the end); compares with str via reflection."""
 

@@ -5,10 +5,10 @@ on one core. Here the main process reads and decodes the file a block of lines a
 good lines as one string (readers.jsonl.numbered_blocks); each worker process splits and parses
 GROUP_BLOCKS blocks at a time (orjson for a plain pair, see plain_object; readers.jsonl.jsonl_item for
 every other line) and builds the records of their plain rows column by column (mapping.ParallelColumns),
-returned as one Arrow table in the prefix order of its ids (core.buckets). Every other line (a reject,
-a row that needs SourceMapper.record's judgement) comes back as the item read_jsonl gives, for ingest to handle as it handles any row. The records are the ones
-read row by row would give, and ingest writes them sorted by (id, origin): their order of arrival
-does not show in the output.
+returned as one Arrow table in the prefix order of its ids (core.buckets). Every other line (a
+reject, a row that needs SourceMapper.record's judgement) comes back as the item read_jsonl gives, for
+ingest to handle as it handles any row. The records are the ones read row by row would give, and
+ingest writes them sorted by (id, origin): their order of arrival does not show in the output.
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ from langfoundry.clean.dedup.decision import (
 )
 from langfoundry.clean.dedup.minhash import lsh_shape
 from langfoundry.core.config import DedupParams
-from langfoundry.core.pool import ordered_map, worker_count
+from langfoundry.core.pool import WorkerParquet, ordered_map, worker_count
 from langfoundry.core.records import REJECT_SCHEMA, record_rejects
-from langfoundry.core.streaming import SortedParquetWriter, WorkerParquet, open_parquet, written_together
+from langfoundry.core.streaming import SortedParquetWriter, open_parquet, written_together
 
 log = logging.getLogger(__name__)
 
